@@ -1,0 +1,118 @@
+"""rythmiq: document image quality scoring, normalization and OCR.
+
+    import rythmiq
+    result = rythmiq.process("scan.jpg")
+    print(result.quality.score, result.quality.passed, result.ocr.text)
+
+Importing rythmiq is cheap: PaddleOCR, paddle, OpenCV and s3fs load only when first used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rythmiq._errors import (
+    CryptoError,
+    ExitCode,
+    InputError,
+    ModelError,
+    OcrError,
+    OptionsError,
+    PayloadError,
+    RythmiqError,
+    StorageError,
+)
+
+if TYPE_CHECKING:
+    from rythmiq._loading import LoadedImage, load_image
+    from rythmiq._process import (
+        NormalizedImage,
+        Preview,
+        ProcessOptions,
+        ProcessResult,
+        StageTiming,
+        Timings,
+        process,
+    )
+    from rythmiq.ocr import (
+        EngineConfig,
+        OcrEngine,
+        OcrLine,
+        OcrResult,
+        PaddleEngine,
+        clear_engine_cache,
+        default_engine,
+    )
+    from rythmiq.quality import QualityReport, score_quality
+
+# Public names that live in modules needing numpy: imported on first access, so that
+# `import rythmiq` costs only a few milliseconds (measured in benchmarks/bench_core.py).
+_LAZY = {
+    "LoadedImage": "rythmiq._loading",
+    "load_image": "rythmiq._loading",
+    "NormalizedImage": "rythmiq._process",
+    "Preview": "rythmiq._process",
+    "ProcessOptions": "rythmiq._process",
+    "ProcessResult": "rythmiq._process",
+    "StageTiming": "rythmiq._process",
+    "Timings": "rythmiq._process",
+    "process": "rythmiq._process",
+    "EngineConfig": "rythmiq.ocr",
+    "OcrEngine": "rythmiq.ocr",
+    "OcrLine": "rythmiq.ocr",
+    "OcrResult": "rythmiq.ocr",
+    "PaddleEngine": "rythmiq.ocr",
+    "clear_engine_cache": "rythmiq.ocr",
+    "default_engine": "rythmiq.ocr",
+    "QualityReport": "rythmiq.quality",
+    "score_quality": "rythmiq.quality",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rythmiq' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CryptoError",
+    "EngineConfig",
+    "ExitCode",
+    "InputError",
+    "LoadedImage",
+    "ModelError",
+    "NormalizedImage",
+    "OcrEngine",
+    "OcrError",
+    "OcrLine",
+    "OcrResult",
+    "OptionsError",
+    "PaddleEngine",
+    "PayloadError",
+    "Preview",
+    "ProcessOptions",
+    "ProcessResult",
+    "QualityReport",
+    "RythmiqError",
+    "StageTiming",
+    "StorageError",
+    "Timings",
+    "__version__",
+    "clear_engine_cache",
+    "default_engine",
+    "load_image",
+    "process",
+    "score_quality",
+]

@@ -1,0 +1,7 @@
+"""Allow ``python -m rythmiq``."""
+
+import sys
+
+from rythmiq._cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""The one exception tree of rythmiq, with stable codes and process exit codes."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "CryptoError",
+    "ExitCode",
+    "InputError",
+    "ModelError",
+    "OcrError",
+    "OptionsError",
+    "PayloadError",
+    "RythmiqError",
+    "StorageError",
+]
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes used by the CLI and the worker shim.
+
+    The library never exits; only the adapters map an exception's ``exit_code`` to the
+    process status. The numbers are part of the public contract and never change meaning.
+    """
+
+    OK = 0
+    INTERNAL = 1  # also what Python itself returns for an uncaught exception
+    USAGE = 2  # argparse's own code for bad command-line arguments
+    PARTIAL = 3
+    PAYLOAD = 4
+    INPUT = 5
+    MODEL = 6
+    STORAGE = 7
+    CRYPTO = 8
+
+
+class RythmiqError(Exception):
+    """Base class of every error rythmiq raises on purpose.
+
+    Attributes:
+        code: A stable, dotted, machine-readable identifier such as ``"input.too_large"``.
+            Codes are never reused for another meaning.
+        exit_code: The :class:`ExitCode` an adapter should exit with.
+        message: A human sentence that says what went wrong and how to fix it.
+    """
+
+    code: str = "internal"
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            family = type(self).code.split(".")[0]
+            if not (code == family or code.startswith(family + ".")):
+                raise ValueError(f"code {code!r} does not belong to {type(self).__name__}")
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-safe form: ``{"code", "message", "exit_code"}``."""
+        return {"code": self.code, "message": self.message, "exit_code": int(self.exit_code)}
+
+
+class OptionsError(RythmiqError, ValueError):
+    """An argument or option value is invalid. Also a :class:`ValueError`."""
+
+    code = "options.invalid"
+    exit_code = ExitCode.USAGE
+
+
+class InputError(RythmiqError):
+    """The input document cannot be used: unreadable, unsupported, empty or too large.
+
+    Codes: ``input.not_found``, ``input.unreadable``, ``input.unsupported``, ``input.empty``,
+    ``input.too_large``, ``input.invalid_array``.
+    """
+
+    code = "input.unreadable"
+    exit_code = ExitCode.INPUT
+
+
+class ModelError(RythmiqError):
+    """An OCR model is missing or failed to load. The message carries an install hint.
+
+    Codes: ``model.not_found``, ``model.load_failed``, ``model.missing_dependency``.
+    """
+
+    code = "model.load_failed"
+    exit_code = ExitCode.MODEL
+
+
+class OcrError(RythmiqError):
+    """The OCR engine failed while reading an image that did load (``ocr.failed``)."""
+
+    code = "ocr.failed"
+    exit_code = ExitCode.INTERNAL
+
+
+class StorageError(RythmiqError):
+    """Reading or writing an artifact store failed (``storage.*``)."""
+
+    code = "storage.failed"
+    exit_code = ExitCode.STORAGE
+
+
+class CryptoError(RythmiqError):
+    """Encryption or decryption failed, or the ciphertext was tampered with (``crypto.*``)."""
+
+    code = "crypto.failed"
+    exit_code = ExitCode.CRYPTO
+
+
+class PayloadError(RythmiqError):
+    """A worker payload is invalid (``payload.*``)."""
+
+    code = "payload.invalid"
+    exit_code = ExitCode.PAYLOAD

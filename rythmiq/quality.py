@@ -1,0 +1,399 @@
+"""Image quality scoring: sharpness by Laplacian variance, exposure by histogram analysis.
+
+Every function here is pure: it takes numpy arrays (grayscale ``(H, W)`` or RGB ``(H, W, 3)``
+``uint8``, the Pillow/numpy convention) and returns plain values. Nothing reads or writes a file.
+
+How the score is built (see ``docs/quality.md`` for the calibration):
+
+* The image is converted to grayscale once and resampled so that its long side is exactly
+  ``analysis_size`` pixels (default 1024): area averaging down, bicubic up. Every metric is
+  computed on that analysis image, which is what makes the score independent of the input
+  resolution: the same page at 4000 px, 2000 px or 700 px becomes the same 1024 px image, and
+  blur is measured relative to the page (and so to its text), which is what OCR cares about.
+* **Sharpness** is the variance of the Laplacian, taken per 32 px tile over the tiles that hold
+  content (a blank margin says nothing about focus), summarised by the 75th percentile. It maps
+  to ``[0, 1)`` by ``1 / (1 + (SHARPNESS_GATE / (2 v)) ** 2)``, so a variance equal to
+  :data:`SHARPNESS_GATE` scores exactly the default threshold 0.80.
+* **Exposure** is the minimum of three histogram terms, each in ``[0, 1]`` and each mapped so
+  that its gate value scores 0.80: the paper white point (``underexposed``), the ink black point
+  (``overexposed``: blacks lifted towards white) and the dynamic range (``low_contrast``).
+* The combined **score** is ``min(sharpness, exposure)``: a page passes only when every part
+  passes, and ``reasons`` names each part below the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rythmiq._errors import InputError, OptionsError
+
+__all__ = [
+    "BLACK_POINT_GATE",
+    "DEFAULT_THRESHOLD",
+    "RANGE_GATE",
+    "SHARPNESS_GATE",
+    "WHITE_POINT_GATE",
+    "ExposureStats",
+    "QualityReport",
+    "analysis_image",
+    "exposure_score",
+    "exposure_stats",
+    "laplacian_variance",
+    "luminance_histogram",
+    "score_quality",
+    "sharpness_score",
+    "tile_laplacian_variance",
+    "to_gray",
+]
+
+DEFAULT_THRESHOLD = 0.80
+DEFAULT_ANALYSIS_SIZE = 1024
+
+# Calibrated on the dev pages (docs/quality.md, benchmarks/calibrate_quality.py): sharp scans
+# and photos at the 1024 px analysis size have a tile variance in the thousands; the variance
+# at which PP-OCRv5 starts to lose words on blurred copies of the same pages is set to 0.80.
+SHARPNESS_GATE = 250.0
+# Paper white (99.5th percentile) at 0.45 of full scale scores 0.80 for "underexposed".
+WHITE_POINT_GATE = 0.45
+# Ink black (0.5th percentile) lifted to 0.55 of full scale scores 0.80 for "overexposed".
+BLACK_POINT_GATE = 0.55
+# Dynamic range (white point - black point) of 0.35 scores 0.80 for "low_contrast".
+RANGE_GATE = 0.35
+
+_TILE = 32
+# A tile whose grey levels spread less than this (standard deviation, 0-255 scale) is blank
+# paper or flat background: its Laplacian variance is sensor noise, not focus.
+_CONTENT_STD = 8.0
+
+
+def _gate_map(value: float, gate: float) -> float:
+    """Map ``value >= 0`` to ``[0, 1)``, strictly increasing, with ``gate`` landing on 0.80.
+
+    ``1 / (1 + (g / value) ** 2)`` with ``g = gate / 2``: a log-logistic curve. It never
+    saturates to exactly 1.0 in floating point, so a sharper image always scores higher.
+    """
+    if value <= 0.0:
+        return 0.0
+    return 1.0 / (1.0 + (0.5 * gate / value) ** 2)
+
+
+def to_gray(image: NDArray[Any]) -> NDArray[np.uint8]:
+    """Return a 2-D ``uint8`` luminance image from a grayscale or RGB(A) ``uint8`` array.
+
+    RGB uses the ITU-R BT.601 weights (as OpenCV and Pillow do). An alpha channel is ignored.
+
+    Raises:
+        InputError: ``input.invalid_array`` when ``image`` is not a 2-D or 3-D ``uint8`` array
+            with 1, 3 or 4 channels, or is empty.
+    """
+    check_image(image)
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 1:
+        return np.ascontiguousarray(image[:, :, 0])
+    import cv2
+
+    code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
+    return np.asarray(cv2.cvtColor(np.ascontiguousarray(image), code), dtype=np.uint8)
+
+
+def check_image(image: object, name: str = "image") -> None:
+    """Raise :class:`InputError` unless ``image`` is a non-empty 2-D/3-D ``uint8`` image array."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(
+            f"{name} must be a numpy array, got {type(image).__name__}",
+            code="input.invalid_array",
+        )
+    if image.dtype != np.uint8:
+        raise InputError(
+            f"{name} must have dtype uint8 (0-255), got {image.dtype}; scale it first",
+            code="input.invalid_array",
+        )
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise InputError(
+            f"{name} must be (H, W) grayscale or (H, W, 3) RGB, got shape {image.shape}",
+            code="input.invalid_array",
+        )
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise InputError(f"{name} is empty (shape {image.shape})", code="input.empty")
+
+
+def analysis_image(
+    gray: NDArray[np.uint8], *, analysis_size: int = DEFAULT_ANALYSIS_SIZE
+) -> NDArray[np.uint8]:
+    """Resample ``gray`` so that its long side is exactly ``analysis_size`` pixels.
+
+    Larger images shrink by area averaging; smaller ones are enlarged by bicubic
+    interpolation. Either way, blur is then measured relative to the page, not to the pixel
+    grid, so the same page scanned at 300 dpi or photographed at 150 dpi scores alike, and a
+    small, soft image scores as soft as it really is.
+    """
+    if analysis_size < 64:
+        raise OptionsError(f"analysis_size must be >= 64, got {analysis_size}")
+    h, w = gray.shape[:2]
+    long_side = max(h, w)
+    if long_side == analysis_size:
+        return gray
+    import cv2
+
+    scale = analysis_size / long_side
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4
+    return np.asarray(cv2.resize(gray, size, interpolation=interpolation), dtype=np.uint8)
+
+
+def _laplacian(gray: NDArray[np.uint8]) -> NDArray[np.int16]:
+    import cv2
+
+    return np.asarray(cv2.Laplacian(gray, cv2.CV_16S, ksize=1), dtype=np.int16)
+
+
+def laplacian_variance(gray: NDArray[np.uint8]) -> float:
+    """Classic focus measure: the variance of the 4-neighbour Laplacian over the whole image."""
+    check_image(gray, "gray")
+    return float(np.var(_laplacian(to_gray(gray)), dtype=np.float64))
+
+
+def _tiles(
+    g: NDArray[np.uint8], tile: int
+) -> tuple[NDArray[np.float32], NDArray[np.bool_], NDArray[np.uint8]]:
+    """Per-tile Laplacian variance, the content mask, and the tiled pixels."""
+    h, w = g.shape
+    th, tw = h // tile, w // tile
+    if th == 0 or tw == 0:
+        # Smaller than one tile: treat the image as a single tile.
+        th, tw, tile_h, tile_w = 1, 1, h, w
+    else:
+        tile_h = tile_w = tile
+    crop = (slice(0, th * tile_h), slice(0, tw * tile_w))
+    lap = _laplacian(g)[crop].astype(np.float32).reshape(th, tile_h, tw, tile_w)
+    pix = g[crop].reshape(th, tile_h, tw, tile_w)
+    lap_var = lap.var(axis=(1, 3))
+    content = pix.std(axis=(1, 3), dtype=np.float32) >= _CONTENT_STD
+    return lap_var, content, pix
+
+
+def tile_laplacian_variance(
+    gray: NDArray[np.uint8], *, tile: int = _TILE, percentile: float = 75.0
+) -> tuple[float, float]:
+    """Laplacian variance over content tiles.
+
+    Returns ``(variance, content_fraction)``: the ``percentile`` of per-tile Laplacian variances
+    among tiles whose grey-level standard deviation is at least 8, and the fraction of tiles
+    that qualified. A blank image returns ``(0.0, 0.0)``.
+    """
+    check_image(gray, "gray")
+    lap_var, content, _ = _tiles(to_gray(gray), tile)
+    return _summarise_tiles(lap_var, content, percentile)
+
+
+def _summarise_tiles(
+    lap_var: NDArray[np.float32], content: NDArray[np.bool_], percentile: float
+) -> tuple[float, float]:
+    n_content = int(content.sum())
+    if n_content == 0:
+        return 0.0, 0.0
+    return float(np.percentile(lap_var[content], percentile)), n_content / content.size
+
+
+def sharpness_score(variance: float, *, gate: float = SHARPNESS_GATE) -> float:
+    """Map a tile Laplacian variance to ``[0, 1)``; ``variance == gate`` gives 0.80."""
+    if gate <= 0:
+        raise OptionsError(f"gate must be > 0, got {gate}")
+    return _gate_map(variance, gate)
+
+
+def luminance_histogram(gray: NDArray[np.uint8]) -> NDArray[np.int64]:
+    """256-bin histogram of a ``uint8`` grayscale image."""
+    check_image(gray, "gray")
+    return np.bincount(to_gray(gray).ravel(), minlength=256).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ExposureStats:
+    """Histogram statistics, all on a 0-1 luminance scale.
+
+    Attributes:
+        mean: Mean luminance.
+        std: RMS contrast (standard deviation of luminance).
+        shadows_clipped: Fraction of pixels at or below 2/255.
+        highlights_clipped: Fraction of pixels at or above 253/255.
+        black_point: 0.5th percentile (the ink).
+        white_point: 99.5th percentile (the paper).
+        dynamic_range: ``white_point - black_point``.
+    """
+
+    mean: float
+    std: float
+    shadows_clipped: float
+    highlights_clipped: float
+    black_point: float
+    white_point: float
+    dynamic_range: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-safe dict of the statistics."""
+        return asdict(self)
+
+
+def _hist_percentile(cdf: NDArray[np.float64], q: float) -> float:
+    return float(np.searchsorted(cdf, q, side="left")) / 255.0
+
+
+def exposure_stats(
+    gray: NDArray[np.uint8] | None = None,
+    *,
+    hist: NDArray[Any] | None = None,
+    content_hist: NDArray[Any] | None = None,
+) -> ExposureStats:
+    """Histogram exposure statistics of ``gray``, or of a precomputed 256-bin ``hist``.
+
+    ``content_hist``, when given and not empty, is the histogram of the pixels in content tiles
+    only; the black and white points are then taken from it. On a sparse page (one line of
+    text on a blank sheet) the ink is far less than 0.5 % of all pixels, so percentiles of the
+    whole image would call a crisp black-on-white page "overexposed".
+    """
+    if hist is None:
+        if gray is None:
+            raise OptionsError("exposure_stats needs gray or hist")
+        hist = luminance_histogram(gray)
+    hist = np.asarray(hist, dtype=np.float64)
+    if hist.shape != (256,):
+        raise OptionsError(f"hist must have 256 bins, got shape {hist.shape}")
+    total = float(hist.sum())
+    if total <= 0:
+        raise InputError("image has no pixels", code="input.empty")
+    p = hist / total
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    mean = float((p * levels).sum())
+    std = float(math.sqrt(max(0.0, float((p * (levels - mean) ** 2).sum()))))
+    points = p
+    if content_hist is not None:
+        ch = np.asarray(content_hist, dtype=np.float64)
+        if ch.shape != (256,):
+            raise OptionsError(f"content_hist must have 256 bins, got shape {ch.shape}")
+        if ch.sum() > 0:
+            points = ch / ch.sum()
+    cdf = np.cumsum(points)
+    black = _hist_percentile(cdf, 0.005)
+    white = _hist_percentile(cdf, 0.995)
+    return ExposureStats(
+        mean=mean,
+        std=std,
+        shadows_clipped=float(p[:3].sum()),
+        highlights_clipped=float(p[253:].sum()),
+        black_point=black,
+        white_point=white,
+        dynamic_range=max(0.0, white - black),
+    )
+
+
+def _exposure_terms(stats: ExposureStats) -> dict[str, float]:
+    return {
+        "underexposed": _gate_map(stats.white_point, WHITE_POINT_GATE),
+        "overexposed": _gate_map(1.0 - stats.black_point, 1.0 - BLACK_POINT_GATE),
+        "low_contrast": _gate_map(stats.dynamic_range, RANGE_GATE),
+    }
+
+
+def exposure_score(stats: ExposureStats) -> float:
+    """Exposure in ``[0, 1)``: the lowest of the white-point, black-point and range terms."""
+    return min(_exposure_terms(stats).values())
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """The verdict on one image.
+
+    Attributes:
+        score: ``min(sharpness, exposure)`` in ``[0, 1]``.
+        passed: ``score >= threshold``.
+        threshold: The gate the score was compared with.
+        sharpness: Sharpness score in ``[0, 1]``.
+        exposure: Exposure score in ``[0, 1]``.
+        reasons: Why the image fails, in a stable order, from ``"blurry"``, ``"underexposed"``,
+            ``"overexposed"``, ``"low_contrast"``, ``"blank"``. Empty when it passes.
+        laplacian_variance: Whole-image Laplacian variance at the analysis size.
+        tile_laplacian_variance: The content-tile variance the sharpness score comes from.
+        content_fraction: Fraction of tiles that hold content.
+        exposure_stats: The histogram statistics.
+        analysis_size: ``(width, height)`` of the analysis image the metrics were taken on.
+    """
+
+    score: float
+    passed: bool
+    threshold: float
+    sharpness: float
+    exposure: float
+    reasons: tuple[str, ...]
+    laplacian_variance: float
+    tile_laplacian_variance: float
+    content_fraction: float
+    exposure_stats: ExposureStats
+    analysis_size: tuple[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (plain floats, lists for tuples)."""
+        d = asdict(self)
+        d["reasons"] = list(self.reasons)
+        d["analysis_size"] = list(self.analysis_size)
+        return d
+
+
+def score_quality(
+    image: NDArray[np.uint8],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    analysis_size: int = DEFAULT_ANALYSIS_SIZE,
+    sharpness_gate: float = SHARPNESS_GATE,
+    gray: NDArray[np.uint8] | None = None,
+) -> QualityReport:
+    """Score the sharpness and exposure of a document image.
+
+    Args:
+        image: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB ``uint8`` array.
+        threshold: Pass/fail gate for the combined score, in ``[0, 1]``.
+        analysis_size: Long side, in pixels, of the image the metrics are taken on.
+        sharpness_gate: Tile Laplacian variance that scores 0.80 (see :data:`SHARPNESS_GATE`).
+        gray: The grayscale of ``image`` if the caller already has it.
+
+    Raises:
+        OptionsError: ``threshold`` outside ``[0, 1]`` or another bad parameter.
+        InputError: ``image`` is not a usable image array.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise OptionsError(f"threshold must be within [0, 1], got {threshold}")
+    g = to_gray(image) if gray is None else to_gray(gray)
+    small = analysis_image(g, analysis_size=analysis_size)
+    lap_var, mask, tiles = _tiles(small, _TILE)
+    variance, content = _summarise_tiles(lap_var, mask, 75.0)
+    sharp = sharpness_score(variance, gate=sharpness_gate)
+    content_hist = np.bincount(tiles.transpose(0, 2, 1, 3)[mask].ravel(), minlength=256)
+    stats = exposure_stats(hist=luminance_histogram(small), content_hist=content_hist)
+    terms = _exposure_terms(stats)
+    expo = min(terms.values())
+    score = min(sharp, expo)
+    reasons: list[str] = []
+    if content == 0.0:
+        reasons.append("blank")
+    elif sharp < threshold:
+        reasons.append("blurry")
+    reasons.extend(name for name, value in terms.items() if value < threshold)
+    return QualityReport(
+        score=score,
+        passed=score >= threshold,
+        threshold=threshold,
+        sharpness=sharp,
+        exposure=expo,
+        reasons=tuple(reasons),
+        laplacian_variance=float(np.var(_laplacian(small), dtype=np.float64)),
+        tile_laplacian_variance=variance,
+        content_fraction=content,
+        exposure_stats=stats,
+        analysis_size=(int(small.shape[1]), int(small.shape[0])),
+    )
