@@ -97,6 +97,8 @@ def _read_source(source: Source) -> tuple[bytes, str]:
 
 def _declared_dpi(im: Any) -> tuple[float, float] | None:
     dpi = im.info.get("dpi")
+    if dpi is not None and im.format == "TIFF" and _EXIF_XRES not in im.tag_v2:
+        dpi = None  # Pillow reports (1, 1) for a TIFF with no resolution tags at all
     if dpi is None:
         exif = im.getexif()
         x, y, unit = exif.get(_EXIF_XRES), exif.get(_EXIF_YRES), exif.get(_EXIF_UNIT, 2)
@@ -170,7 +172,8 @@ def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
         source: A file path, the encoded bytes of an image, or a ``uint8`` array that is
             ``(H, W)`` grayscale, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA (composited on white).
         max_pixels: Refuse images with more pixels than this, checked from the header before
-            the image is decoded.
+            the image is decoded. Pillow's own, process-wide guard
+            (``2 * PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP) still applies above that.
 
     Raises:
         InputError: ``input.not_found``, ``input.empty``, ``input.unsupported`` (not an image;
@@ -220,7 +223,13 @@ def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
     except InputError:
         raise
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{label} is a decompression bomb: {exc}", code="input.too_large") from exc
+        # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS inside Image.open, before our
+        # own check; that limit is process-global, so it is the caller's to raise.
+        raise InputError(
+            f"{label} is a decompression bomb or over Pillow's pixel limit: {exc} "
+            "(to accept such images, raise PIL.Image.MAX_IMAGE_PIXELS as well as max_pixels)",
+            code="input.too_large",
+        ) from exc
     except UnidentifiedImageError as exc:
         raise InputError(
             f"{label} is not a supported image; it looks like {_describe(data)}",

@@ -369,7 +369,7 @@ class PaddleEngine:
                 )
             raise ModelError(
                 f"could not load OCR models {self.det.name} + {self.rec.name}: "
-                f"{type(exc).__name__}: {exc}.{hint}",
+                f"{type(exc).__name__}: {str(exc).rstrip('.')}.{hint}",
                 code="model.load_failed",
             ) from exc
 

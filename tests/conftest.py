@@ -84,7 +84,9 @@ class ScriptedEngine:
         out = []
         for i, (text, conf) in enumerate(self.lines):
             y0, y1 = 10.0 + 40 * i, 40.0 + 40 * i
-            out.append(OcrLine(text, conf, ((10.0, y0), (w - 10.0, y0), (w - 10.0, y1), (10.0, y1))))
+            out.append(
+                OcrLine(text, conf, ((10.0, y0), (w - 10.0, y0), (w - 10.0, y1), (10.0, y1)))
+            )
         return OcrResult(tuple(out), w, h, self.name)
 
     def close(self) -> None:

@@ -30,7 +30,11 @@ def test_every_error_has_a_family_code_and_exit_code(cls, exit_code, family):
     assert isinstance(err, RythmiqError)
     assert err.exit_code == exit_code
     assert err.code.split(".")[0] == family
-    assert err.to_dict() == {"code": err.code, "message": "something is wrong", "exit_code": exit_code}
+    assert err.to_dict() == {
+        "code": err.code,
+        "message": "something is wrong",
+        "exit_code": exit_code,
+    }
     assert str(err) == f"[{err.code}] something is wrong"
 
 

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import itertools
+
 import cv2
 import numpy as np
 import pytest
+from conftest import DEV, dev_rows, render_page
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import dev_rows, DEV, render_page
 from rythmiq import InputError, OptionsError
 from rythmiq.quality import (
     DEFAULT_THRESHOLD,
@@ -42,8 +44,8 @@ def test_sharp_rendered_page_passes(page):
 def test_blur_lowers_sharpness_at_every_step(page):
     scores = [score_quality(blur(page, s)).sharpness for s in SIGMAS]
     variances = [laplacian_variance(blur(page, s)) for s in SIGMAS]
-    assert all(a > b for a, b in zip(scores, scores[1:])), scores
-    assert all(a > b for a, b in zip(variances, variances[1:])), variances
+    assert all(a > b for a, b in itertools.pairwise(scores)), scores
+    assert all(a > b for a, b in itertools.pairwise(variances)), variances
 
 
 def test_heavy_blur_fails_with_reason(page):
@@ -65,7 +67,7 @@ def test_score_does_not_depend_on_resolution(sigma):
 def test_darkening_lowers_exposure_at_every_step(page, factor):
     steps = [1.0, 0.8, 0.6, 0.4, 0.25, 0.12]
     values = [score_quality((page * k).astype(np.uint8)).exposure for k in steps]
-    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert all(a > b for a, b in itertools.pairwise(values)), values
     dark = score_quality((page * 0.12).astype(np.uint8))
     assert not dark.passed and "underexposed" in dark.reasons
 
@@ -75,7 +77,7 @@ def test_blowing_out_lowers_exposure_at_every_step(page):
     steps = [0, 40, 80, 120, 160, 200]
     imgs = [np.clip(page.astype(np.int16) + k, 0, 255).astype(np.uint8) for k in steps]
     values = [score_quality(im).exposure for im in imgs]
-    assert all(a > b for a, b in zip(values, values[1:])), values
+    assert all(a > b for a, b in itertools.pairwise(values)), values
     last = score_quality(imgs[-1])
     assert not last.passed and "overexposed" in last.reasons
 
@@ -135,7 +137,12 @@ def test_exposure_stats_from_histogram(page):
 
 @pytest.mark.parametrize(
     "bad",
-    [np.zeros((10, 10), np.float32), np.zeros((10, 10, 2), np.uint8), np.zeros((0, 5), np.uint8), [[1, 2]]],
+    [
+        np.zeros((10, 10), np.float32),
+        np.zeros((10, 10, 2), np.uint8),
+        np.zeros((0, 5), np.uint8),
+        [[1, 2]],
+    ],
 )
 def test_bad_arrays_raise_input_error(bad):
     with pytest.raises(InputError):
@@ -186,9 +193,11 @@ def test_dev_defocus_steps_are_ordered():
         key=lambda r: r["label"]["blur_step"],
     )
     values = [
-        score_quality(cv2.imread(str(DEV / "quality" / r["image"]), cv2.IMREAD_GRAYSCALE)).tile_laplacian_variance
+        score_quality(
+            cv2.imread(str(DEV / "quality" / r["image"]), cv2.IMREAD_GRAYSCALE)
+        ).tile_laplacian_variance
         for r in rows
     ]
     # Real optical defocus: more blur never gives a sharper reading.
-    assert all(a >= b for a, b in zip(values, values[1:])), values
+    assert all(a >= b for a, b in itertools.pairwise(values)), values
     assert values[0] > 5 * max(values[4], 1e-9)

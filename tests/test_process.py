@@ -1,0 +1,170 @@
+"""process() end to end with a scripted engine: no model, real loading/quality/normalize."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import ScriptedEngine
+from PIL import Image
+
+from rythmiq import InputError, OptionsError, ProcessOptions, ProcessResult, process
+
+
+def jpeg_bytes(img, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=92, **kw)
+    return buf.getvalue()
+
+
+def test_process_path_end_to_end(page, engine, tmp_path):
+    src = tmp_path / "page.jpg"
+    src.write_bytes(jpeg_bytes(page, dpi=(200, 200)))
+    result = process(src, engine=engine)
+    assert isinstance(result, ProcessResult)
+    assert result.quality.passed
+    assert result.ocr is not None and result.ocr.text == "hello world"
+    # OCR saw the normalized pixels, once, at the normalized size.
+    assert engine.calls == [(result.image.height, result.image.width, 3)]
+    assert result.image.dpi == 200 and result.image.dpi_source == "metadata"
+    decoded = Image.open(io.BytesIO(result.image.data))
+    assert decoded.size == (result.image.width, result.image.height)
+    assert decoded.info["dpi"] == pytest.approx((200, 200), abs=0.5)
+    assert max(Image.open(io.BytesIO(result.preview.data)).size) <= 1024
+
+
+def test_to_dict_is_json_safe_and_has_no_bytes(page, engine):
+    result = process(page, engine=engine)
+    d = result.to_dict()
+    text = json.dumps(d)  # no default=: numpy scalars or bytes would fail here
+    assert json.loads(text) == d
+    assert d["image"]["bytes"] == len(result.image.data)
+    assert len(d["image"]["sha256"]) == 64
+    assert set(d["timings"]) == {"load", "quality", "normalize", "ocr", "total"}
+    assert json.loads(result.to_json()) == d
+
+    def walk(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        else:
+            assert x is None or type(x) in (str, int, float, bool), type(x)
+
+    walk(d)
+
+
+def test_timings_are_consistent(page, engine):
+    t = process(page, engine=engine).timings
+    stages = [t.load, t.quality, t.normalize, t.ocr]
+    assert all(s.wall_s >= 0 and s.cpu_s >= 0 for s in stages)
+    assert t.total.wall_s >= sum(s.wall_s for s in stages) * 0.99
+
+
+def test_box_resize_is_exact_and_boxes_refer_to_normalized_image(page, engine):
+    result = process(page, options=ProcessOptions(box=(600, 800)), engine=engine)
+    assert (result.image.width, result.image.height) == (600, 776)
+    assert "resized" in result.image.corrections
+    assert engine.calls[0][:2] == (776, 600)
+    assert result.ocr.width == 600 and result.ocr.height == 776
+
+
+def test_dpi_inferred_from_a4_page_when_missing(page, engine):
+    # 1700x2200 has Letter's aspect, not A4's: falls back to the default.
+    r = process(page, engine=engine)
+    assert (r.image.dpi_source, r.image.dpi) == ("default", 300)
+    a4 = cv2.resize(page, (1654, 2339))
+    r = process(a4, engine=engine)
+    assert r.image.dpi_source == "inferred" and r.image.dpi == pytest.approx(200, abs=0.5)
+    assert "dpi_inferred" in r.image.corrections
+
+
+def test_byte_budget(page, engine):
+    noisy = np.clip(
+        page.astype(np.int16) + np.random.default_rng(0).normal(0, 12, page.shape), 0, 255
+    )
+    r = process(noisy.astype(np.uint8), options=ProcessOptions(max_bytes=300_000), engine=engine)
+    assert len(r.image.data) <= 300_000
+    assert r.image.fits_budget and r.image.encodes <= 8
+
+
+def test_quality_policy(page):
+    blurred = cv2.GaussianBlur(page, (0, 0), 8)
+    eng = ScriptedEngine()
+    r = process(blurred, options=ProcessOptions(on_quality_fail="skip_ocr"), engine=eng)
+    assert not r.quality.passed
+    assert r.ocr is None and r.ocr_skipped_reason == "quality" and eng.calls == []
+    r = process(blurred, engine=eng)  # default: continue and flag
+    assert not r.quality.passed and r.ocr is not None
+
+
+def test_ocr_off_never_loads_an_engine(page):
+    r = process(page, options=ProcessOptions(ocr=False))
+    assert r.ocr is None and r.ocr_skipped_reason == "disabled"
+    assert r.timings.ocr.wall_s == 0
+
+
+def test_grayscale_and_bytes_sources(page, engine):
+    gray = cv2.cvtColor(page, cv2.COLOR_RGB2GRAY)
+    r = process(gray, engine=engine)
+    assert engine.calls[-1] == (r.image.height, r.image.width)
+    data = jpeg_bytes(page)
+    r2 = process(data, engine=engine)
+    import hashlib
+
+    assert r2.source_sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_bad_inputs_raise_typed_errors(tmp_path, engine):
+    with pytest.raises(InputError) as exc:
+        process(tmp_path / "missing.jpg", engine=engine)
+    assert exc.value.code == "input.not_found"
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    with pytest.raises(InputError, match="text file"):
+        process(bad, engine=engine)
+    with pytest.raises(InputError):
+        process(np.zeros((10, 10), np.float64), engine=engine)
+    assert engine.calls == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"threshold": 2},
+        {"on_quality_fail": "panic"},
+        {"box": (0, 10)},
+        {"max_bytes": 10},
+        {"jpeg_quality": 101},
+        {"threads": 0},
+        {"assumed_page": "tabloid"},
+        {"target_dpi": 5},
+    ],
+)
+def test_bad_options_raise(kwargs):
+    with pytest.raises(OptionsError):
+        ProcessOptions(**kwargs)
+
+
+def test_options_round_trip_and_reject_unknown():
+    o = ProcessOptions(box=(100, 200), max_bytes=50_000)
+    assert ProcessOptions.from_dict(json.loads(json.dumps(o.to_dict()))) == o
+    with pytest.raises(OptionsError, match="colour"):
+        ProcessOptions.from_dict({"colour": 1})
+
+
+def test_exif_orientation_is_applied(engine):
+    img = np.zeros((100, 300, 3), np.uint8)
+    img[:, :100] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", exif=exif)
+    r = process(buf.getvalue(), options=ProcessOptions(ocr=False))
+    assert (r.image.width, r.image.height) == (100, 300)
+    assert r.image.orientation == 6 and "exif_orientation" in r.image.corrections
