@@ -144,7 +144,7 @@ def analysis_image(
     import cv2
 
     while max(gray.shape) >= 2 * analysis_size:
-        gray = cv2.pyrDown(gray)
+        gray = np.asarray(cv2.pyrDown(gray), dtype=np.uint8)
     h, w = gray.shape[:2]
     scale = analysis_size / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
