@@ -1,0 +1,37 @@
+"""nox sessions: tests, lint, typecheck, bench.  Run `nox -l` to list them."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+PYTHON = ["3.11"]
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite, real PaddleOCR included (pass `-- -m "not integration"` to skip)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "rythmiq", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "rythmiq", "tests", "benchmarks", "examples")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    session.install("-e", ".[dev]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """The core benchmark at one thread (uses ../shared/data/dev when present)."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/bench_core.py", "--threads", "1", *session.posargs)
