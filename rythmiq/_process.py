@@ -34,6 +34,7 @@ from rythmiq.ocr import (
     OcrEngine,
     OcrResult,
     default_engine,
+    resolve_threads,
 )
 from rythmiq.quality import DEFAULT_THRESHOLD, QualityReport, score_quality
 
@@ -127,10 +128,8 @@ class ProcessOptions:
             )
         if self.preview_size < 16:
             raise OptionsError(f"preview_size must be >= 16, got {self.preview_size}")
-        if self.threads is not None and (
-            isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1
-        ):
-            raise OptionsError(f"threads must be a positive integer, got {self.threads!r}")
+        if self.threads is not None:
+            resolve_threads(self.threads)  # validates
         if self.max_pixels < 1:
             raise OptionsError(f"max_pixels must be >= 1, got {self.max_pixels}")
 
@@ -357,7 +356,7 @@ def _normalize(
         if packed.scale != 1.0:
             corrections.append("budget_downscaled")
             out_dpi *= packed.scale
-            out = resize_exact(out, (packed.width, packed.height))
+            out = packed.image
     else:
         data = encode_jpeg(out, quality=options.jpeg_quality, dpi=out_dpi)
         quality, encodes, fits = options.jpeg_quality, 1, True

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -223,6 +223,7 @@ class CompressedImage:
         height: Pixel height of the encoded image.
         scale: Linear scale applied to fit the budget (1.0 when none was needed).
         fits: Whether ``len(data) <= max_bytes``.
+        image: The pixels that were encoded (the input itself unless it had to shrink).
     """
 
     data: bytes
@@ -232,6 +233,7 @@ class CompressedImage:
     height: int
     scale: float
     fits: bool
+    image: NDArray[np.uint8] = field(repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -305,7 +307,7 @@ def compress_to_budget(
         h, w = current.shape[:2]
         top = enc(max_quality)
         if len(top) <= max_bytes:
-            return CompressedImage(top, max_quality, encodes, w, h, scale, True)
+            return CompressedImage(top, max_quality, encodes, w, h, scale, True, current)
         bottom = enc(min_quality)
         if len(bottom) <= max_bytes:
             best, best_q = bottom, min_quality
@@ -328,9 +330,9 @@ def compress_to_budget(
                     lo, size_lo, best, best_q = mid, len(data), data, mid
                 else:
                     hi, size_hi = mid, len(data)
-            return CompressedImage(best, best_q, encodes, w, h, scale, True)
+            return CompressedImage(best, best_q, encodes, w, h, scale, True, current)
         if min(h, w) <= min_side:
-            return CompressedImage(bottom, min_quality, encodes, w, h, scale, False)
+            return CompressedImage(bottom, min_quality, encodes, w, h, scale, False, current)
         # Shrink: JPEG size is roughly proportional to pixel count.
         factor = math.sqrt(max_bytes / len(bottom)) * 0.95
         scale *= factor

@@ -168,3 +168,16 @@ def test_exif_orientation_is_applied(engine):
     r = process(buf.getvalue(), options=ProcessOptions(ocr=False))
     assert (r.image.width, r.image.height) == (100, 300)
     assert r.image.orientation == 6 and "exif_orientation" in r.image.corrections
+
+
+def test_budget_too_small_for_min_quality_downscales(page, engine):
+    noise = np.random.default_rng(1).normal(0, 20, page.shape)
+    noisy = np.clip(page.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    r = process(noisy, options=ProcessOptions(max_bytes=40_000), engine=engine)
+    assert "budget_downscaled" in r.image.corrections
+    assert len(r.image.data) <= 40_000 and r.image.fits_budget
+    assert r.image.width < page.shape[1]
+    # OCR and the preview used the same, downscaled pixels that were encoded.
+    assert engine.calls == [(r.image.height, r.image.width, 3)]
+    assert Image.open(io.BytesIO(r.image.data)).size == (r.image.width, r.image.height)
+    assert r.image.dpi < 300
