@@ -73,11 +73,6 @@ class OcrLine:
         ys = [p[1] for p in self.box]
         return (min(xs), min(ys), max(xs), max(ys))
 
-    def scaled(self, factor: float) -> OcrLine:
-        """The same line with its box multiplied by ``factor``."""
-        box = tuple((x * factor, y * factor) for x, y in self.box)
-        return replace(self, box=box)  # type: ignore[arg-type]
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
         return {
@@ -118,15 +113,6 @@ class OcrResult:
         if not self.lines:
             return 0.0
         return float(sum(line.confidence for line in self.lines) / len(self.lines))
-
-    def scaled(self, factor: float, width: int, height: int) -> OcrResult:
-        """The same result with every box scaled by ``factor`` onto a ``width x height`` image."""
-        return replace(
-            self,
-            lines=tuple(line.scaled(factor) for line in self.lines),
-            width=width,
-            height=height,
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict with ``text``, ``confidence`` and ``lines``."""

@@ -53,12 +53,6 @@ def test_result_confidence_text_and_dict():
     assert empty.text == "" and empty.confidence == 0.0
 
 
-def test_scaled_moves_boxes():
-    r = OcrResult((line("a", 10, 20, 30, 40),), 100, 100).scaled(0.5, 50, 50)
-    assert r.lines[0].bbox == (5, 10, 15, 20)
-    assert (r.width, r.height) == (50, 50)
-
-
 def _fake_model(dir_: Path) -> Path:
     dir_.mkdir(parents=True)
     (dir_ / "inference.json").write_text("{}")
