@@ -34,6 +34,9 @@ if TYPE_CHECKING:
         Timings,
         process,
     )
+    from rythmiq.crypto import EncryptionContext
+    from rythmiq.keyring import Keyring, load_keyring
+    from rythmiq.layout import Ids
     from rythmiq.ocr import (
         EngineConfig,
         OcrEngine,
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
         default_engine,
     )
     from rythmiq.quality import QualityReport, score_quality
+    from rythmiq.storage import Artifact, Store
 
 # Public names that live in modules needing numpy: imported on first access, so that
 # `import rythmiq` costs only a few milliseconds (measured in benchmarks/bench_core.py).
@@ -66,6 +70,12 @@ _LAZY = {
     "default_engine": "rythmiq.ocr",
     "QualityReport": "rythmiq.quality",
     "score_quality": "rythmiq.quality",
+    "EncryptionContext": "rythmiq.crypto",
+    "Keyring": "rythmiq.keyring",
+    "load_keyring": "rythmiq.keyring",
+    "Ids": "rythmiq.layout",
+    "Artifact": "rythmiq.storage",
+    "Store": "rythmiq.storage",
 }
 
 
@@ -87,10 +97,14 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Artifact",
     "CryptoError",
+    "EncryptionContext",
     "EngineConfig",
     "ExitCode",
+    "Ids",
     "InputError",
+    "Keyring",
     "LoadedImage",
     "ModelError",
     "NormalizedImage",
@@ -108,11 +122,13 @@ __all__ = [
     "RythmiqError",
     "StageTiming",
     "StorageError",
+    "Store",
     "Timings",
     "__version__",
     "clear_engine_cache",
     "default_engine",
     "load_image",
+    "load_keyring",
     "process",
     "score_quality",
 ]

@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -53,6 +53,7 @@ class LoadedImage:
         frames: Number of frames/pages in the file; only the first is used.
         byte_size: Size of the encoded input, 0 for an array.
         sha256: SHA-256 of the encoded input, or of the array's bytes.
+        encoded: The encoded input bytes (empty for an array); kept for the encrypted master.
     """
 
     pixels: NDArray[np.uint8]
@@ -63,6 +64,7 @@ class LoadedImage:
     frames: int
     byte_size: int
     sha256: str
+    encoded: bytes = field(default=b"", repr=False)
 
 
 def _describe(data: bytes) -> str:
@@ -241,4 +243,4 @@ def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loade
         orientation = 1
     pixels = apply_orientation(pixels, orientation)
     digest = hashlib.sha256(data).hexdigest()
-    return LoadedImage(pixels, fmt, mode, dpi, orientation, frames, len(data), digest)
+    return LoadedImage(pixels, fmt, mode, dpi, orientation, frames, len(data), digest, data)

@@ -6,16 +6,17 @@ import hashlib
 import json
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import OptionsError
 from rythmiq._loading import DEFAULT_MAX_PIXELS, Source, load_image
+from rythmiq.layout import Ids
 from rythmiq.normalize import (
     PAGE_SIZES,
     DpiInfo,
@@ -37,6 +38,10 @@ from rythmiq.ocr import (
     resolve_threads,
 )
 from rythmiq.quality import DEFAULT_THRESHOLD, QualityReport, score_quality
+
+if TYPE_CHECKING:
+    from rythmiq.keyring import Keyring
+    from rythmiq.storage import Artifact, Store
 
 __all__ = [
     "NormalizedImage",
@@ -271,6 +276,9 @@ class ProcessResult:
         timings: Wall and CPU seconds per stage.
         ocr_skipped_reason: Why ``ocr`` is ``None``: ``"disabled"`` or ``"quality"``.
         source_sha256: SHA-256 of the encoded input (of the pixels for an array input).
+        ids: The ids the artifacts were stored under, when a store was given.
+        artifacts: The stored artifacts (URL, size, SHA-256), ``result.json`` last; empty
+            when no store was given.
     """
 
     quality: QualityReport
@@ -280,6 +288,8 @@ class ProcessResult:
     timings: Timings
     ocr_skipped_reason: str | None = None
     source_sha256: str = ""
+    ids: Ids | None = None
+    artifacts: tuple[Artifact, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: plain types only, no bytes (sizes and hashes instead)."""
@@ -291,6 +301,8 @@ class ProcessResult:
             "ocr_skipped_reason": self.ocr_skipped_reason,
             "timings": self.timings.to_dict(),
             "source_sha256": self.source_sha256,
+            "ids": self.ids.to_dict() if self.ids is not None else None,
+            "artifacts": [a.to_dict() for a in self.artifacts],
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -383,6 +395,10 @@ def process(
     *,
     options: ProcessOptions | None = None,
     engine: OcrEngine | None = None,
+    store: Store | None = None,
+    ids: Ids | None = None,
+    keyring: Keyring | None = None,
+    on_written: Callable[[Artifact], None] | None = None,
 ) -> ProcessResult:
     """Check, normalize and OCR one document image.
 
@@ -393,6 +409,13 @@ def process(
         engine: The OCR engine to use. When ``None`` the shared default engine for
             ``options.engine_config()`` is used (loaded once per process and configuration;
             see :func:`rythmiq.ocr.clear_engine_cache`).
+        store: Where to write the artifacts (see :mod:`rythmiq.layout`): the encrypted
+            master, normalized image, preview, OCR text, and ``result.json`` last. Nothing is
+            written without a store.
+        ids: The :class:`~rythmiq.layout.Ids` that place the artifacts; required with a store.
+        keyring: Keyring for the master; with a store and no keyring,
+            :func:`rythmiq.keyring.load_keyring` finds one (it never creates keys).
+        on_written: Called after each artifact is written.
 
     Returns:
         A :class:`ProcessResult`. OCR runs on the normalized pixels, before JPEG encoding, so
@@ -403,13 +426,29 @@ def process(
         OptionsError: An option is invalid.
         ModelError: The OCR models cannot be loaded.
         OcrError: The OCR engine failed on this image.
+        StorageError: A URL source or an artifact could not be read or written.
+        CryptoError: No keyring was found, or the master could not be encrypted.
+
+    ``source`` may also be a URL (``s3://bucket/input/scan.jpg``, ``memory://...``) read
+    through fsspec with the same environment settings as stores.
     """
     opts = options if options is not None else ProcessOptions()
     if not isinstance(opts, ProcessOptions):
         raise OptionsError(f"options must be a ProcessOptions, got {type(opts).__name__}")
+    if store is not None:
+        if not isinstance(ids, Ids):
+            raise OptionsError("ids=Ids(user_id, job_id, document_id) is required with a store")
+        if keyring is None:
+            from rythmiq.keyring import load_keyring
+
+            keyring = load_keyring().keyring
     clock = _Clock()
     with clock.stage("total"):
         with clock.stage("load"):
+            if isinstance(source, str) and "://" in source and not source.startswith("file://"):
+                from rythmiq.storage import read_url
+
+                source = read_url(source)
             loaded = load_image(source, max_pixels=opts.max_pixels)
         pixels = loaded.pixels
         with clock.stage("quality"):
@@ -428,7 +467,7 @@ def process(
             with clock.stage("ocr"):
                 eng = engine if engine is not None else default_engine(opts.engine_config())
                 ocr = eng.recognize(normalized)
-    return ProcessResult(
+    result = ProcessResult(
         quality=report,
         image=image,
         preview=preview,
@@ -437,3 +476,47 @@ def process(
         ocr_skipped_reason=skipped,
         source_sha256=loaded.sha256,
     )
+    if store is None:
+        return result
+    from rythmiq.storage import store_artifacts
+
+    assert ids is not None and keyring is not None  # checked above
+    if loaded.encoded:
+        master, ext = loaded.encoded, _EXTENSIONS.get(loaded.format or "", "bin")
+    else:  # an array: the master is its lossless PNG
+        master, ext = _png(loaded.pixels), "png"
+    result = replace(result, ids=ids)
+    artifacts = store_artifacts(
+        result,
+        store,
+        ids,
+        master=master,
+        master_ext=ext,
+        keyring=keyring,
+        on_written=on_written,
+    )
+    return replace(result, artifacts=artifacts)
+
+
+# Pillow format name -> master file extension.
+_EXTENSIONS = {
+    "JPEG": "jpg",
+    "PNG": "png",
+    "TIFF": "tif",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "WEBP": "webp",
+    "PPM": "ppm",
+    "JPEG2000": "jp2",
+    "MPO": "jpg",
+}
+
+
+def _png(pixels: NDArray[np.uint8]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()

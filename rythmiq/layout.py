@@ -1,0 +1,169 @@
+"""Artifact layout: id validation and the one function that builds every object key.
+
+Pure: nothing here touches a store. Every check runs before any I/O, so a hostile id or key
+is refused with :class:`~rythmiq.StorageError` (``storage.invalid_key``) and nothing is
+read or written.
+
+Layout (keys are relative to the store's root URL)::
+
+    master/{user_id}/{document_id}/master.{ext}.enc   encrypted full-resolution input
+    output/{user_id}/{job_id}/normalized.jpg           normalized image
+    output/{user_id}/{job_id}/preview.jpg              preview
+    output/{user_id}/{job_id}/text.txt                 OCR text (when OCR ran)
+    output/{user_id}/{job_id}/result.json              result; written last = completion marker
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote
+
+from rythmiq._errors import StorageError
+
+__all__ = [
+    "ARTIFACT_KINDS",
+    "ID_PATTERN",
+    "ArtifactKind",
+    "Ids",
+    "artifact_key",
+    "validate_id",
+    "validate_input_key",
+]
+
+# ASCII only: this alone rules out Unicode look-alikes of "." and "/" (U+2024, U+2215,
+# U+FF0E, U+FF0F...), full-width forms, NUL, backslashes, "%" escapes and whitespace.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
+# One segment of an input key: the id alphabet, up to 255 characters.
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", re.ASCII)
+_EXT = re.compile(r"[a-z0-9]{1,8}", re.ASCII)
+_MAX_KEY = 1024
+
+ArtifactKind = Literal["master", "normalized", "preview", "text", "result"]
+ARTIFACT_KINDS: tuple[ArtifactKind, ...] = ("master", "normalized", "preview", "text", "result")
+
+
+def _invalid(what: str, value: str, why: str) -> StorageError:
+    # repr() keeps control characters and look-alikes visible, and bounds the length.
+    shown = repr(value[:80]) + ("..." if len(value) > 80 else "")
+    return StorageError(f"invalid {what} {shown}: {why}", code="storage.invalid_key")
+
+
+def validate_id(value: object, name: str = "id") -> str:
+    """Return ``value`` if it is a safe id, else raise ``StorageError(storage.invalid_key)``.
+
+    An id is 1-128 ASCII characters from ``[A-Za-z0-9._-]``, starting with a letter or
+    digit, with no ``..`` and no trailing dot.
+    """
+    if not isinstance(value, str):
+        raise StorageError(
+            f"{name} must be a string, got {type(value).__name__}", code="storage.invalid_key"
+        )
+    if not ID_PATTERN.fullmatch(value):
+        raise _invalid(
+            name,
+            value,
+            "use 1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit",
+        )
+    if ".." in value:
+        raise _invalid(name, value, "'..' is not allowed")
+    if value.endswith("."):
+        raise _invalid(name, value, "a trailing dot is not allowed")
+    return value
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The ids that place a document's artifacts, validated on construction.
+
+    Attributes:
+        user_id: Owner of the document.
+        job_id: The job (one processing run) that produced the outputs.
+        document_id: The document; the encrypted master is keyed by it, not by the job.
+    """
+
+    user_id: str
+    job_id: str
+    document_id: str
+
+    def __post_init__(self) -> None:
+        validate_id(self.user_id, "user_id")
+        validate_id(self.job_id, "job_id")
+        validate_id(self.document_id, "document_id")
+
+    def to_dict(self) -> dict[str, str]:
+        """``{"user_id", "job_id", "document_id"}``."""
+        return {"user_id": self.user_id, "job_id": self.job_id, "document_id": self.document_id}
+
+
+def artifact_key(kind: ArtifactKind, ids: Ids, *, ext: str | None = None) -> str:
+    """The object key of one artifact. Every key rythmiq writes comes from here.
+
+    Args:
+        kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"`` or ``"result"``.
+        ids: Validated :class:`Ids`.
+        ext: For ``"master"`` only: the original file's extension (``"jpg"``, ``"png"``...).
+    """
+    if not isinstance(ids, Ids):
+        raise StorageError("ids must be an Ids instance", code="storage.invalid_key")
+    if kind == "master":
+        if ext is None or not _EXT.fullmatch(ext):
+            raise _invalid("extension", str(ext), "use 1-8 lowercase letters or digits")
+        return f"master/{ids.user_id}/{ids.document_id}/master.{ext}.enc"
+    if ext is not None:
+        raise StorageError(f"ext is only for the master, not {kind!r}", code="storage.invalid_key")
+    names = {
+        "normalized": "normalized.jpg",
+        "preview": "preview.jpg",
+        "text": "text.txt",
+        "result": "result.json",
+    }
+    if kind not in names:
+        raise StorageError(
+            f"unknown artifact kind {kind!r}; expected one of {ARTIFACT_KINDS}",
+            code="storage.invalid_key",
+        )
+    return f"output/{ids.user_id}/{ids.job_id}/{names[kind]}"
+
+
+def validate_input_key(key: object, *, prefix: str = "input/") -> str:
+    """Return ``key`` if it is a safe object key under ``prefix``, else raise.
+
+    Rejected, before any I/O: non-strings, empty or overlong keys, absolute paths,
+    backslashes, NUL and other control characters, any ``%`` (percent-encoded or doubly
+    encoded dots and slashes), non-ASCII characters (Unicode look-alikes of ``.`` and ``/``,
+    full-width forms), empty segments (``a//b``, trailing ``/``), ``.`` and ``..`` segments,
+    segments ending in a dot, and keys outside ``prefix``.
+    """
+    if not isinstance(key, str):
+        raise StorageError(
+            f"input key must be a string, got {type(key).__name__}", code="storage.invalid_key"
+        )
+    if not prefix.endswith("/") or not prefix.strip("/"):
+        raise StorageError(
+            f"prefix must look like 'input/', got {prefix!r}", code="storage.invalid_key"
+        )
+    if not key or len(key) > _MAX_KEY:
+        raise _invalid("input key", key, f"must be 1-{_MAX_KEY} characters")
+    if not key.isascii() or unicodedata.normalize("NFKC", key) != key:
+        raise _invalid("input key", key, "only ASCII characters are allowed")
+    if "%" in key or unquote(key) != key:
+        raise _invalid("input key", key, "percent-encoding is not allowed")
+    if "\\" in key or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise _invalid("input key", key, "backslashes and control characters are not allowed")
+    if key.startswith("/"):
+        raise _invalid("input key", key, "absolute paths are not allowed")
+    if not key.startswith(prefix):
+        raise _invalid("input key", key, f"must be under {prefix!r}")
+    for segment in key.split("/"):
+        if not segment:
+            raise _invalid("input key", key, "empty path segments are not allowed")
+        if segment in (".", "..") or ".." in segment:
+            raise _invalid("input key", key, "'.' and '..' are not allowed")
+        if segment.endswith("."):
+            raise _invalid("input key", key, "a segment may not end with a dot")
+        if not _SEGMENT.fullmatch(segment):
+            raise _invalid("input key", key, "segments use A-Z a-z 0-9 . _ - only")
+    return key

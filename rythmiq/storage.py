@@ -1,0 +1,374 @@
+"""Artifact stores over fsspec: local folders, ``memory://``, S3 and DigitalOcean Spaces.
+
+A :class:`Store` is opened once from a URL (``fsspec.url_to_fs``) and then addressed by keys
+relative to that URL. Writes never leave half an object behind: on a local disk they go to a
+temporary name that is renamed into place; on object stores each artifact is one PUT.
+
+S3-compatible settings come only from the environment (never from code or payloads):
+
+- ``RYTHMIQ_S3_ENDPOINT``: endpoint URL, e.g. ``https://nyc3.digitaloceanspaces.com``
+  (falls back to ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL``);
+- ``RYTHMIQ_S3_REGION``: region (falls back to ``AWS_REGION``, then ``AWS_DEFAULT_REGION``);
+- ``SPACES_KEY`` / ``SPACES_SECRET``: DigitalOcean Spaces credentials; when unset,
+  ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``); when those are
+  unset too, botocore's own credential chain;
+- ``RYTHMIQ_S3_MAX_ATTEMPTS``: botocore attempts, adaptive retry mode (default 10).
+
+Checksums are set to ``when_required`` (boto3 >= 1.36 otherwise sends CRC32 headers that
+several S3-compatible stores reject) and signatures to SigV4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rythmiq._errors import OptionsError, StorageError
+from rythmiq.layout import ArtifactKind, Ids, artifact_key
+
+if TYPE_CHECKING:
+    from rythmiq._process import ProcessResult
+    from rythmiq.keyring import Keyring
+
+__all__ = [
+    "SECRET_ENV_VARS",
+    "Artifact",
+    "Store",
+    "read_url",
+    "redact",
+    "s3_storage_options",
+    "store_artifacts",
+]
+
+log = logging.getLogger("rythmiq.storage")
+
+# Environment variables whose values must never reach a message, log line or result.
+SECRET_ENV_VARS = (
+    "SPACES_KEY",
+    "SPACES_SECRET",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "RYTHMIQ_KEYRING",
+)
+_S3_PROTOCOLS = ("s3", "s3a")
+
+
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with the value of every secret environment variable replaced by ``***``."""
+    env = os.environ if environ is None else environ
+    for name in SECRET_ENV_VARS:
+        value = env.get(name)
+        if value and len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def s3_storage_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """s3fs options built from the environment (see the module docstring for the variables)."""
+    env = os.environ if environ is None else environ
+    opts: dict[str, Any] = {}
+    endpoint = (
+        env.get("RYTHMIQ_S3_ENDPOINT")
+        or env.get("AWS_ENDPOINT_URL_S3")
+        or env.get("AWS_ENDPOINT_URL")
+    )
+    if endpoint:
+        opts["endpoint_url"] = endpoint
+    region = env.get("RYTHMIQ_S3_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    client_kwargs: dict[str, Any] = {}
+    if region:
+        client_kwargs["region_name"] = region
+    if client_kwargs:
+        opts["client_kwargs"] = client_kwargs
+    if env.get("SPACES_KEY") and env.get("SPACES_SECRET"):
+        opts["key"], opts["secret"] = env["SPACES_KEY"], env["SPACES_SECRET"]
+    elif env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        opts["key"], opts["secret"] = env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        if env.get("AWS_SESSION_TOKEN"):
+            opts["token"] = env["AWS_SESSION_TOKEN"]
+    try:
+        attempts = int(env.get("RYTHMIQ_S3_MAX_ATTEMPTS", "10"))
+    except ValueError:
+        raise OptionsError("RYTHMIQ_S3_MAX_ATTEMPTS must be an integer") from None
+    opts["config_kwargs"] = {
+        "signature_version": "s3v4",
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "retries": {"max_attempts": max(1, attempts), "mode": "adaptive"},
+    }
+    return opts
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One stored object.
+
+    Attributes:
+        kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"`` or ``"result"``.
+        key: Key relative to the store root (see :mod:`rythmiq.layout`).
+        url: Full URL of the object.
+        size: Size in bytes.
+        sha256: SHA-256 of the stored bytes (for the master: of the ciphertext).
+    """
+
+    kind: str
+    key: str
+    url: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict."""
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "url": self.url,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+
+
+def _fsspec_open(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
+    import fsspec
+    from fsspec.core import split_protocol
+
+    protocol = split_protocol(url)[0] or "file"
+    options = dict(storage_options or {})
+    if protocol in _S3_PROTOCOLS:
+        options = {**s3_storage_options(), **options}
+    try:
+        fs, path = fsspec.url_to_fs(url, **options)
+    except ImportError as exc:
+        hint = (
+            "pip install s3fs" if protocol in _S3_PROTOCOLS else f"install the {protocol} backend"
+        )
+        raise StorageError(
+            f"no storage backend for {protocol}:// URLs: {exc}; {hint}",
+            code="storage.backend_missing",
+        ) from exc
+    except ValueError as exc:
+        raise StorageError(f"cannot open store {url!r}: {exc}", code="storage.invalid_url") from exc
+    return fs, str(path)
+
+
+def _translate(exc: BaseException, action: str, url: str) -> StorageError:
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(f"{url} does not exist", code="storage.not_found")
+    if isinstance(exc, PermissionError):
+        return StorageError(f"permission denied to {action} {url}", code="storage.permission")
+    detail = redact(f"{type(exc).__name__}: {exc}")
+    code = "storage.write_failed" if action in ("write", "delete") else "storage.read_failed"
+    return StorageError(f"could not {action} {url}: {detail}", code=code)
+
+
+class Store:
+    """A place to read and write artifacts, addressed by keys relative to its root URL.
+
+    Open one with :meth:`open` and pass it around; the URL is resolved once. Keys are
+    always built by :func:`rythmiq.layout.artifact_key` or checked by
+    :func:`rythmiq.layout.validate_input_key` before they reach a store.
+    """
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+
+    @classmethod
+    def open(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Store:
+        """Open the store at ``url``: a local path, ``file://``, ``memory://``, ``s3://``...
+
+        For ``s3://`` the options from :func:`s3_storage_options` are applied first;
+        ``storage_options`` (never credentials from payloads) override them.
+
+        Raises:
+            StorageError: ``storage.backend_missing`` with an install hint when the protocol's
+                backend is not installed, or ``storage.invalid_url``.
+        """
+        if not isinstance(url, str) or not url:
+            raise OptionsError(f"store URL must be a non-empty string, got {url!r}")
+        fs, root = _fsspec_open(url, storage_options)
+        return cls(fs, root, url)
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the store is a local filesystem (writes use temp-and-rename)."""
+        protocol = self.fs.protocol
+        names = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+        return "file" in names or "local" in names
+
+    def path(self, key: str) -> str:
+        """The filesystem path of ``key``."""
+        if not key or key.startswith("/") or "\\" in key or ".." in key.split("/"):
+            raise StorageError(f"unsafe key {key!r}", code="storage.invalid_key")
+        return f"{self.root}/{key}" if self.root else key
+
+    def url_for(self, key: str) -> str:
+        """The full URL of ``key``."""
+        return str(self.fs.unstrip_protocol(self.path(key)))
+
+    def write(self, key: str, data: bytes, *, kind: str = "object") -> Artifact:
+        """Write ``data`` at ``key`` atomically and return its :class:`Artifact`."""
+        path = self.path(key)
+        try:
+            if self.is_local:
+                parent = posixpath.dirname(path)
+                self.fs.makedirs(parent, exist_ok=True)
+                name = f".{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp"
+                tmp = posixpath.join(parent, name)
+                try:
+                    with self.fs.open(tmp, "wb") as fh:
+                        fh.write(data)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    self.fs.mv(tmp, path)
+                except BaseException:
+                    if self.fs.exists(tmp):
+                        self.fs.rm_file(tmp)
+                    raise
+            else:
+                self.fs.pipe_file(path, data)
+        except Exception as exc:
+            raise _translate(exc, "write", self.url_for(key)) from exc
+        return Artifact(kind, key, self.url_for(key), len(data), hashlib.sha256(data).hexdigest())
+
+    def read(self, key: str) -> bytes:
+        """The bytes stored at ``key``."""
+        try:
+            return bytes(self.fs.cat_file(self.path(key)))
+        except Exception as exc:
+            raise _translate(exc, "read", self.url_for(key)) from exc
+
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+        try:
+            return bool(self.fs.exists(self.path(key)))
+        except Exception as exc:
+            raise _translate(exc, "read", self.url_for(key)) from exc
+
+    def delete(self, key: str) -> None:
+        """Delete ``key``; a missing key is not an error."""
+        try:
+            self.fs.rm_file(self.path(key))
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise _translate(exc, "delete", self.url_for(key)) from exc
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Every key under ``prefix`` (recursive, sorted), relative to the store root."""
+        base = self.path(prefix.rstrip("/")) if prefix else self.root
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise _translate(exc, "list", str(self.fs.unstrip_protocol(base))) from exc
+        root = self.root + "/" if self.root else ""
+        keys = [p[len(root) :] if p.startswith(root) else p for p in found]
+        return sorted(k for k in keys if not posixpath.basename(k).startswith("."))
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+
+def read_url(url: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
+    """Read one object by URL (``s3://bucket/input/x.jpg``, ``memory://...``, a path).
+
+    Raises:
+        StorageError: ``storage.not_found``, ``storage.read_failed`` or a backend error.
+    """
+    fs, path = _fsspec_open(url, storage_options)
+    try:
+        return bytes(fs.cat_file(path))
+    except Exception as exc:
+        raise _translate(exc, "read", url) from exc
+
+
+def store_artifacts(
+    result: ProcessResult,
+    store: Store,
+    ids: Ids,
+    *,
+    master: bytes,
+    master_ext: str,
+    keyring: Keyring,
+    on_written: Callable[[Artifact], None] | None = None,
+) -> tuple[Artifact, ...]:
+    """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
+
+    Order: encrypted master, normalized JPEG, preview, OCR text (when OCR ran), then
+    ``result.json`` (the result with ids and the list of the other artifacts).
+
+    On any failure, every object this call wrote is deleted again before the error is
+    raised. If the store is unreachable even for that, what is left is only at this
+    document's deterministic keys (never a ``result.json``), and a re-run overwrites exactly
+    those keys: a reader must treat a job without ``result.json`` as not done.
+
+    Args:
+        result: The :class:`~rythmiq.ProcessResult` to store.
+        store: Where to write.
+        ids: The user, job and document ids that place the artifacts.
+        master: The original input bytes, encrypted as the master.
+        master_ext: Extension of the original file (``"jpg"``, ``"png"``...).
+        keyring: Keyring whose primary key wraps the master's data key.
+        on_written: Called after each artifact is written (progress, logging, tests).
+
+    Returns:
+        The artifacts, ``result.json`` last.
+
+    Raises:
+        StorageError: A write failed (the message never contains credentials).
+        CryptoError: The master could not be encrypted.
+    """
+    from rythmiq.crypto import EncryptionContext, encrypt
+
+    plan: list[tuple[ArtifactKind, str, Callable[[], bytes]]] = []
+    master_key = artifact_key("master", ids, ext=master_ext)
+    context = EncryptionContext(ids.user_id, ids.document_id, master_key)
+    plan.append(("master", master_key, lambda: encrypt(master, keyring, context)))
+    plan.append(("normalized", artifact_key("normalized", ids), lambda: result.image.data))
+    plan.append(("preview", artifact_key("preview", ids), lambda: result.preview.data))
+    if result.ocr is not None:
+        text = result.ocr.text.encode("utf-8")
+        plan.append(("text", artifact_key("text", ids), lambda: text))
+    written: list[Artifact] = []
+    try:
+        for kind, key, payload in plan:
+            artifact = store.write(key, payload(), kind=kind)
+            written.append(artifact)
+            log.debug("wrote %s (%d bytes)", artifact.url, artifact.size)
+            if on_written is not None:
+                on_written(artifact)
+        document = {
+            "ids": ids.to_dict(),
+            **result.to_dict(),
+            "artifacts": [a.to_dict() for a in written],
+        }
+        body = json.dumps(document, indent=2, sort_keys=False).encode("utf-8")
+        marker = store.write(artifact_key("result", ids), body, kind="result")
+        written.append(marker)
+        if on_written is not None:
+            on_written(marker)
+    except BaseException:
+        _rollback(store, written)
+        raise
+    return tuple(written)
+
+
+def _rollback(store: Store, written: list[Artifact]) -> None:
+    for artifact in reversed(written):
+        try:
+            store.delete(artifact.key)
+        except StorageError as exc:
+            log.warning("could not remove %s after a failure: %s", artifact.url, exc.message)

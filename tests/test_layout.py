@@ -1,0 +1,190 @@
+"""Ids, keys and the traversal corpus: every hostile string is refused before any I/O."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rythmiq import StorageError
+from rythmiq.layout import ID_PATTERN, Ids, artifact_key, validate_id, validate_input_key
+
+# Hostile ids: each must be refused by validate_id.
+BAD_IDS = [
+    "",
+    ".",
+    "..",
+    "../etc",
+    "..\\windows",
+    "a/b",
+    "/abs",
+    "a\\b",
+    "a\x00b",
+    "\x00",
+    "a\nb",
+    "a b",
+    "%2e%2e",
+    "%2E%2E%2F",
+    "%252e%252e%252f",
+    "..%2f",
+    "a%00",
+    "a..b",
+    "a.",
+    "abc..",
+    ".hidden",
+    "-dash-first",
+    "_under",
+    "\u2024\u2024",  # one dot leader x2
+    "\u2025",  # two dot leader
+    "a\u2215b",  # division slash
+    "a\u2044b",  # fraction slash
+    "\uff0e\uff0e",  # full-width dots
+    "a\uff0fb",  # full-width slash
+    "\uff41bc",  # full-width a
+    "caf\u00e9",
+    "a\u200bb",  # zero-width space
+    "a\u202eb",  # right-to-left override
+    "x" * 129,
+    "a:b",
+    "a*b",
+    "a?b",
+    "~user",
+    "$HOME",
+    "a;b",
+    "a|b",
+]
+
+# Hostile input keys: each must be refused by validate_input_key(prefix="input/").
+BAD_KEYS = [
+    "",
+    "input/",
+    "input//x.jpg",
+    "input/a//b.jpg",
+    "/input/x.jpg",
+    "//input/x.jpg",
+    "input/../master/u/d/master.jpg.enc",
+    "input/./x.jpg",
+    "input/..",
+    "input/a/../../output/x",
+    "input\\..\\x.jpg",
+    "input/a\\b.jpg",
+    "input/x.jpg\x00.png",
+    "input/%2e%2e/x.jpg",
+    "input/%2E%2E%2Fmaster",
+    "input/%252e%252e%252fmaster",
+    "input/..%2fmaster",
+    "input%2f..%2fmaster",
+    "input/x%00.jpg",
+    "input/\u2024\u2024/x.jpg",
+    "input/\uff0e\uff0e/x.jpg",
+    "input/a\u2215b.jpg",
+    "input/a\uff0fb.jpg",
+    "input/a\u2044b.jpg",
+    "input\uff0fx.jpg",
+    "input/x.jpg.",
+    "input/dir./x.jpg",
+    "input/x" + "y" * 1100,
+    "input/" + "a" * 256,
+    "output/u/j/result.json",
+    "master/u/d/master.jpg.enc",
+    "x.jpg",
+    "inputs/x.jpg",
+    "input",
+    "input/x\n.jpg",
+    "input/x\r.jpg",
+    "input/x\t.jpg",
+    "input/ x.jpg",
+    "input/.hidden",
+    "input/-x.jpg",
+    "input/a b.jpg",
+    "file:///etc/passwd",
+    "s3://other-bucket/input/x.jpg",
+    "input/x.jpg?versionId=1",
+    "input/x.jpg#frag",
+    "C:\\input\\x.jpg",
+    "input/caf\u00e9.jpg",
+]
+
+
+def test_corpus_is_large_enough():
+    assert len(BAD_IDS) + len(BAD_KEYS) >= 50
+    assert len(set(BAD_KEYS)) == len(BAD_KEYS)
+
+
+@pytest.mark.parametrize("value", BAD_IDS)
+def test_bad_ids_are_rejected(value):
+    with pytest.raises(StorageError) as exc:
+        validate_id(value, "user_id")
+    assert exc.value.code == "storage.invalid_key"
+    with pytest.raises(StorageError):
+        Ids(value, "job-1", "doc-1")
+    with pytest.raises(StorageError):
+        Ids("u1", value, "doc-1")
+    with pytest.raises(StorageError):
+        Ids("u1", "job-1", value)
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+def test_bad_input_keys_are_rejected(key):
+    with pytest.raises(StorageError) as exc:
+        validate_input_key(key)
+    assert exc.value.code == "storage.invalid_key"
+
+
+@pytest.mark.parametrize("value", ["u1", "user-42", "a", "A.b_c-d", "x" * 128, "2026.11.28"])
+def test_good_ids(value):
+    assert validate_id(value) == value
+
+
+@pytest.mark.parametrize("key", ["input/x.jpg", "input/u1/2026/scan_01.JPG", "input/a.b.c"])
+def test_good_input_keys(key):
+    assert validate_input_key(key) == key
+
+
+def test_non_string_ids_and_keys():
+    for value in (None, 5, b"abc", ["a"]):
+        with pytest.raises(StorageError):
+            validate_id(value)
+        with pytest.raises(StorageError):
+            validate_input_key(value)
+
+
+def test_artifact_keys():
+    ids = Ids("u1", "job-7", "doc-3")
+    assert artifact_key("master", ids, ext="jpg") == "master/u1/doc-3/master.jpg.enc"
+    assert artifact_key("preview", ids) == "output/u1/job-7/preview.jpg"
+    assert artifact_key("result", ids) == "output/u1/job-7/result.json"
+    assert artifact_key("normalized", ids) == "output/u1/job-7/normalized.jpg"
+    assert artifact_key("text", ids) == "output/u1/job-7/text.txt"
+    for bad_ext in (None, "", "../x", "JPG", "j/p", "verylongext"):
+        with pytest.raises(StorageError):
+            artifact_key("master", ids, ext=bad_ext)
+    with pytest.raises(StorageError):
+        artifact_key("preview", ids, ext="jpg")
+    with pytest.raises(StorageError):
+        artifact_key("secrets", ids)  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40))
+def test_any_accepted_id_is_a_single_safe_segment(value):
+    try:
+        validate_id(value)
+    except StorageError:
+        return
+    assert ID_PATTERN.fullmatch(value) and value.isascii()
+    assert "/" not in value and "\\" not in value and ".." not in value and "%" not in value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab./\\%2eEfF\x00\uff0e\u2215")), max_size=30))
+def test_any_accepted_key_stays_under_its_prefix(tail):
+    key = "input/" + tail
+    try:
+        validate_input_key(key)
+    except StorageError:
+        return
+    import posixpath
+
+    assert posixpath.normpath(key).startswith("input/")
+    assert posixpath.normpath(key) == key

@@ -1,0 +1,234 @@
+"""Stores: local, memory:// and S3 through a real S3 protocol server on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+from conftest import ScriptedEngine, render_page
+from PIL import Image
+
+from rythmiq import StorageError, process
+from rythmiq.crypto import EncryptionContext, decrypt
+from rythmiq.keyring import Keyring
+from rythmiq.layout import Ids, artifact_key
+from rythmiq.storage import Store, read_url, redact, s3_storage_options
+
+IDS = Ids("user-1", "job-1", "doc-1")
+EXPECTED = {
+    "master/user-1/doc-1/master.png.enc",
+    "output/user-1/job-1/normalized.jpg",
+    "output/user-1/job-1/preview.jpg",
+    "output/user-1/job-1/text.txt",
+    "output/user-1/job-1/result.json",
+}
+
+
+@pytest.fixture(scope="module")
+def page_png() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(render_page(width=850, height=1100, font_size=24, margin=60)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def keyring() -> Keyring:
+    return Keyring.generate("k1")
+
+
+def check_layout(store: Store, result, page_png: bytes, keyring: Keyring) -> None:
+    assert set(store.list()) == EXPECTED
+    assert [a.kind for a in result.artifacts][-1] == "result"
+    for artifact in result.artifacts:
+        data = store.read(artifact.key)
+        import hashlib
+
+        assert artifact.size == len(data) and artifact.sha256 == hashlib.sha256(data).hexdigest()
+        assert artifact.url == store.url_for(artifact.key)
+    stored = json.loads(store.read("output/user-1/job-1/result.json"))
+    assert stored["ids"] == IDS.to_dict()
+    assert {a["key"] for a in stored["artifacts"]} == EXPECTED - {"output/user-1/job-1/result.json"}
+    assert stored["quality"]["score"] == result.quality.score
+    # The master is the original input, encrypted, and decrypts only with its ids and key.
+    key = "master/user-1/doc-1/master.png.enc"
+    blob = store.read(key)
+    assert page_png not in blob
+    assert decrypt(blob, keyring, EncryptionContext("user-1", "doc-1", key)) == page_png
+    normalized = np.asarray(Image.open(io.BytesIO(store.read(artifact_key("normalized", IDS)))))
+    assert normalized.shape[:2] == (result.image.height, result.image.width)
+    assert store.read(artifact_key("text", IDS)).decode() == result.ocr.text
+
+
+@pytest.mark.parametrize("kind", ["local", "memory", "file-url"])
+def test_store_layout_round_trip(kind, tmp_path, page_png, keyring):
+    url = {
+        "local": str(tmp_path / "store"),
+        "file-url": (tmp_path / "store").as_uri(),
+        "memory": f"memory://rythmiq-test-{os.getpid()}-{id(tmp_path)}",
+    }[kind]
+    store = Store.open(url)
+    result = process(page_png, store=store, ids=IDS, keyring=keyring, engine=ScriptedEngine())
+    check_layout(store, result, page_png, keyring)
+    if kind != "memory":
+        leftovers = [p for p in (tmp_path / "store").rglob("*") if p.name.endswith(".tmp")]
+        assert leftovers == []
+
+
+def test_s3_round_trip_through_the_server(s3_env, page_png, keyring):
+    store = Store.open(f"s3://{s3_env['bucket']}/tenant")
+    result = process(page_png, store=store, ids=IDS, keyring=keyring, engine=ScriptedEngine())
+    check_layout(store, result, page_png, keyring)
+    assert result.artifacts[0].url.startswith(f"s3://{s3_env['bucket']}/tenant/master/")
+    # Inputs may be URLs too.
+    store.write("input/scan.png", page_png)
+    again = process(f"s3://{s3_env['bucket']}/tenant/input/scan.png", engine=ScriptedEngine())
+    assert again.source_sha256 == result.source_sha256
+
+
+def test_master_copied_elsewhere_does_not_decrypt(tmp_path, page_png, keyring):
+    store = Store.open(str(tmp_path))
+    process(page_png, store=store, ids=IDS, keyring=keyring, engine=ScriptedEngine())
+    blob = store.read("master/user-1/doc-1/master.png.enc")
+    from rythmiq import CryptoError
+
+    for ctx in (
+        EncryptionContext("user-2", "doc-1", "master/user-1/doc-1/master.png.enc"),
+        EncryptionContext("user-1", "doc-2", "master/user-1/doc-1/master.png.enc"),
+        EncryptionContext("user-1", "doc-1", "master/user-1/doc-9/master.png.enc"),
+    ):
+        with pytest.raises(CryptoError):
+            decrypt(blob, keyring, ctx)
+    with pytest.raises(CryptoError):
+        decrypt(
+            blob,
+            Keyring.generate("k1"),
+            EncryptionContext("user-1", "doc-1", "master/user-1/doc-1/master.png.enc"),
+        )
+
+
+def test_failure_part_way_removes_what_was_written(tmp_path, page_png, keyring):
+    store = Store.open(str(tmp_path / "s"))
+
+    def fail_after_two(artifact):
+        if artifact.kind == "normalized":
+            raise StorageError("injected", code="storage.write_failed")
+
+    with pytest.raises(StorageError, match="injected"):
+        process(
+            page_png,
+            store=store,
+            ids=IDS,
+            keyring=keyring,
+            engine=ScriptedEngine(),
+            on_written=fail_after_two,
+        )
+    assert store.list() == []
+
+
+def test_server_stopped_mid_job_then_rerun(s3_env, page_png, keyring, caplog):
+    from moto.server import ThreadedMotoServer
+
+    url = f"s3://{s3_env['bucket']}/jobs"
+    store = Store.open(url)
+    state = {"server": s3_env["server"]}
+
+    def stop_after_master(artifact):
+        if artifact.kind == "master":
+            state["server"].stop()
+
+    with (
+        caplog.at_level(logging.WARNING, logger="rythmiq.storage"),
+        pytest.raises(StorageError) as exc,
+    ):
+        process(
+            page_png,
+            store=store,
+            ids=IDS,
+            keyring=keyring,
+            engine=ScriptedEngine(),
+            on_written=stop_after_master,
+        )
+    assert exc.value.code == "storage.write_failed"
+    # Restart on the same port (moto keeps its state in the process).
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_env["port"], verbose=False)
+    server.start()
+    s3_env["server"] = server
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    store = Store.open(url)
+    left = set(store.list())
+    # Never a completion marker, and only keys this document's re-run overwrites.
+    assert "output/user-1/job-1/result.json" not in left
+    assert left <= EXPECTED
+    result = process(page_png, store=store, ids=IDS, keyring=keyring, engine=ScriptedEngine())
+    check_layout(store, result, page_png, keyring)
+
+
+def test_unreachable_store_is_a_typed_error(monkeypatch, page_png, keyring):
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setenv("RYTHMIQ_S3_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("RYTHMIQ_S3_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("SPACES_KEY", "k")
+    monkeypatch.setenv("SPACES_SECRET", "unreachable-secret-value")
+    store = Store.open("s3://nowhere/x")
+    with pytest.raises(StorageError) as exc:
+        process(page_png, store=store, ids=IDS, keyring=keyring, engine=ScriptedEngine())
+    assert exc.value.code == "storage.write_failed"
+    assert "unreachable-secret-value" not in str(exc.value)
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_read_errors(tmp_path):
+    store = Store.open(str(tmp_path))
+    with pytest.raises(StorageError) as exc:
+        store.read("output/u/j/result.json")
+    assert exc.value.code == "storage.not_found"
+    with pytest.raises(StorageError):
+        read_url((tmp_path / "missing.jpg").as_uri())
+    with pytest.raises(StorageError):
+        store.path("../escape")
+
+
+def test_missing_backend_has_an_install_hint():
+    with pytest.raises(StorageError) as exc:
+        Store.open("gcs://bucket/prefix")
+    assert exc.value.code == "storage.backend_missing"
+    assert "install" in exc.value.message.lower()
+
+
+def test_store_needs_ids(tmp_path, page_png, keyring):
+    from rythmiq import OptionsError
+
+    with pytest.raises(OptionsError, match="ids"):
+        process(page_png, store=Store.open(str(tmp_path)), keyring=keyring)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_s3_options_come_from_the_environment():
+    env = {
+        "RYTHMIQ_S3_ENDPOINT": "https://nyc3.digitaloceanspaces.com",
+        "RYTHMIQ_S3_REGION": "nyc3",
+        "SPACES_KEY": "spaces-key",
+        "SPACES_SECRET": "spaces-secret",
+        "AWS_ACCESS_KEY_ID": "aws-key",
+        "AWS_SECRET_ACCESS_KEY": "aws-secret",
+    }
+    opts = s3_storage_options(env)
+    assert opts["endpoint_url"] == "https://nyc3.digitaloceanspaces.com"
+    assert opts["client_kwargs"] == {"region_name": "nyc3"}
+    assert (opts["key"], opts["secret"]) == ("spaces-key", "spaces-secret")
+    cfg = opts["config_kwargs"]
+    assert cfg["request_checksum_calculation"] == "when_required"
+    assert cfg["response_checksum_validation"] == "when_required"
+    assert cfg["retries"] == {"max_attempts": 10, "mode": "adaptive"}
+    del env["SPACES_KEY"], env["SPACES_SECRET"]
+    assert s3_storage_options(env)["key"] == "aws-key"
+    assert "key" not in s3_storage_options({})
+    assert redact("x aws-secret y", env) == "x *** y"
