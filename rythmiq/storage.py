@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import OptionsError, StorageError
-from rythmiq.layout import ArtifactKind, Ids, artifact_key
+from rythmiq.layout import ArtifactKind, Ids, artifact_key, validate_input_key
 
 if TYPE_CHECKING:
     from rythmiq._process import ProcessResult
@@ -248,6 +248,14 @@ class Store:
             return bytes(self.fs.cat_file(self.path(key)))
         except Exception as exc:
             raise _translate(exc, "read", self.url_for(key)) from exc
+
+    def read_input(self, key: str, *, prefix: str = "input/") -> bytes:
+        """Read an input object whose key came from outside (a payload, a user).
+
+        The key is checked by :func:`rythmiq.layout.validate_input_key` first, so a key that
+        tries to leave ``prefix`` (traversal in any encoding) is refused before any I/O.
+        """
+        return self.read(validate_input_key(key, prefix=prefix))
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""

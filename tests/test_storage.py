@@ -232,3 +232,23 @@ def test_s3_options_come_from_the_environment():
     assert s3_storage_options(env)["key"] == "aws-key"
     assert "key" not in s3_storage_options({})
     assert redact("x aws-secret y", env) == "x *** y"
+
+
+def test_traversal_corpus_touches_nothing(tmp_path, s3_env):
+    from test_layout import BAD_IDS, BAD_KEYS
+
+    secret = tmp_path / "outside.txt"
+    secret.write_text("private")
+    for url in (str(tmp_path / "store"), f"s3://{s3_env['bucket']}/t"):
+        store = Store.open(url)
+        store.write("input/ok.png", b"fine")
+        for key in BAD_KEYS:
+            with pytest.raises(StorageError) as exc:
+                store.read_input(key)
+            assert exc.value.code == "storage.invalid_key"
+        for value in BAD_IDS:
+            with pytest.raises(StorageError):
+                Ids("u1", "j1", value)
+        assert store.read_input("input/ok.png") == b"fine"
+        assert store.list() == ["input/ok.png"]
+    assert secret.read_text() == "private"
