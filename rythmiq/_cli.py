@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+import glob
 import hashlib
 import json
 import logging
@@ -11,96 +11,118 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
-from rythmiq._errors import ExitCode, OptionsError, RythmiqError, StorageError
+import click
+
+from rythmiq import __version__
+from rythmiq._errors import ExitCode, InputError, OptionsError, RythmiqError, StorageError
+from rythmiq._logging import setup_logging
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
     from rythmiq._process import ProcessOptions, ProcessResult
     from rythmiq.keyring import Keyring
+    from rythmiq.storage import Store
 
 log = logging.getLogger("rythmiq.cli")
 
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
 
-def _box(text: str) -> tuple[int, int]:
+# An input is a local path, or a URL string that rythmiq.process reads through fsspec.
+Input = Path | str
+
+_EXIT_CODES = (
+    "Exit codes: 0 ok, 1 internal, 2 usage, 3 partial (some inputs failed), 4 payload, "
+    "5 input, 6 model, 7 storage, 8 crypto. See docs/errors.md."
+)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _box(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        w, h = (int(v) for v in value.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+        raise click.BadParameter(f"expected WIDTHxHEIGHT, got {value!r}") from None
     return (w, h)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from rythmiq import __version__
-
-    parser = argparse.ArgumentParser(
-        prog="rythmiq",
-        description="Document image quality scoring, normalization and OCR.",
-        epilog="Exit codes: 0 ok, 1 internal, 2 usage, 3 partial (some inputs failed), "
-        "5 input, 6 model, 7 storage, 8 crypto. See docs/errors.md.",
-    )
-    parser.add_argument("--version", action="version", version=f"rythmiq {__version__}")
-    parser.add_argument("--debug", action="store_true", help="log details and tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("process", help="score, normalize and OCR document images")
-    p.add_argument("paths", nargs="+", type=Path, help="image files")
-    p.add_argument("--json", action="store_true", help="print one JSON result per line")
-    p.add_argument(
-        "--out",
-        metavar="URL",
-        help="store artifacts here (a folder, file://, s3://bucket/prefix, memory://...)",
-    )
-    p.add_argument("--user-id", default="local", help="owner id for --out (default: local)")
-    p.add_argument("--job-id", help="job id for --out (default: generated per input)")
-    p.add_argument("--document-id", help="document id for --out (default: from the file name)")
-    p.add_argument("--threshold", type=float, help="quality gate (default 0.80)")
-    p.add_argument("--skip-ocr-on-fail", action="store_true", help="no OCR for failing images")
-    p.add_argument("--no-ocr", action="store_true", help="quality and normalization only")
-    p.add_argument("--box", type=_box, help="fit into WIDTHxHEIGHT (default 2480x3508)")
-    p.add_argument("--target-dpi", type=float, help="resample to this DPI")
-    p.add_argument("--max-bytes", type=int, help="byte budget of the normalized JPEG")
-    p.add_argument("--threads", type=int, help="OCR threads (default: usable cores)")
-    p.add_argument("--det-model", help="detection model name (default PP-OCRv5_mobile_det)")
-    p.add_argument("--rec-model", help="recognition model name (default PP-OCRv5_mobile_rec)")
-
-    k = sub.add_parser("keygen", help="create (or rotate) the keyring that encrypts masters")
-    k.add_argument(
-        "--file", type=Path, help="keyring file (default ~/.config/rythmiq/keyring.json)"
-    )
-    k.add_argument("--rotate", action="store_true", help="add a new primary key, keep the old")
-    k.add_argument("--force", action="store_true", help="replace an existing keyring")
-
-    d = sub.add_parser("decrypt", help="decrypt a stored master")
-    d.add_argument("--store", required=True, metavar="URL", help="the store the master is in")
-    d.add_argument("--user-id", required=True)
-    d.add_argument("--document-id", required=True)
-    d.add_argument("--ext", help="the master's original extension (default: found by listing)")
-    d.add_argument("-o", "--output", required=True, type=Path, help="where to write the image")
-    return parser
+def _is_url(text: str) -> bool:
+    return "://" in text
 
 
-def _options(args: argparse.Namespace) -> ProcessOptions:
-    from rythmiq._process import ProcessOptions
+def _images_under(folder: Path) -> list[Path]:
+    """Image files below ``folder``, sorted; hidden files and folders are skipped, as by glob."""
+    found = []
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder).parts
+        if any(part.startswith(".") for part in rel):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
+            found.append(path)
+    return sorted(found)
 
-    given = {
-        "threshold": args.threshold,
-        "box": args.box,
-        "target_dpi": args.target_dpi,
-        "max_bytes": args.max_bytes,
-        "threads": args.threads,
-        "det_model": args.det_model,
-        "rec_model": args.rec_model,
-    }
-    kwargs: dict[str, object] = {k: v for k, v in given.items() if v is not None}
-    if args.no_ocr:
-        kwargs["ocr"] = False
-    if args.skip_ocr_on_fail:
-        kwargs["on_quality_fail"] = "skip_ocr"
-    return ProcessOptions(**kwargs)  # type: ignore[arg-type]
+
+def _expand_inputs(args: Sequence[str]) -> list[Input]:
+    """Files as given, folders recursed for images, glob patterns expanded, URLs kept.
+
+    A path that does not exist and is no pattern is kept, so that processing reports it as
+    ``input.not_found``. A pattern (or folder) that matches nothing contributes nothing.
+    """
+    found: list[Input] = []
+    for arg in args:
+        if arg.startswith("file://"):
+            arg = unquote(urlparse(arg).path)
+        elif _is_url(arg):
+            found.append(arg)
+            continue
+        path = Path(arg)
+        if path.is_dir():
+            found.extend(_images_under(path))
+        elif not path.exists() and any(c in arg for c in "*?["):
+            # The shell did not expand it (quoted, or no match there): expand it here.
+            for match in sorted(glob.glob(arg, recursive=True)):
+                m = Path(match)
+                found.extend(_images_under(m) if m.is_dir() else [m])
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))  # drop repeats, keep order
+
+
+def _document_id(source: Input) -> str:
+    """A document id from a file or URL name, or from the content hash when the name is unsafe."""
+    from rythmiq.layout import validate_id
+
+    if isinstance(source, str):
+        stem = PurePosixPath(unquote(urlparse(source).path)).stem
+    else:
+        stem = source.stem
+    try:
+        return validate_id(stem)
+    except RythmiqError:
+        pass
+    if isinstance(source, str):
+        from rythmiq.storage import read_url
+
+        data = read_url(source)
+    else:
+        try:
+            data = source.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"no such file: {str(source)!r}", code="input.not_found") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {str(source)!r}: {exc.strerror or exc}") from exc
+    return f"doc-{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -114,36 +136,25 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _document_id(path: Path) -> str:
-    """A document id from a file name, or from its content hash when the name is not safe."""
-    from rythmiq.layout import validate_id
-
-    try:
-        return validate_id(path.stem)
-    except RythmiqError:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-        return f"doc-{digest}"
-
-
 def _keyring_for_cli() -> Keyring:
     from rythmiq.keyring import load_keyring
 
     loaded = load_keyring(create=True)
     if loaded.created:
-        print(
+        click.echo(
             f"rythmiq: created a new keyring at {loaded.path} (mode 0600). Back it up: "
             "without it the stored masters cannot be decrypted.",
-            file=sys.stderr,
+            err=True,
         )
     return loaded.keyring
 
 
-def _summary(path: Path, r: ProcessResult) -> str:
+def _summary(source: Input, r: ProcessResult) -> str:
     q, im = r.quality, r.image
     verdict = "PASS" if q.passed else "FAIL"
     reasons = f" ({', '.join(q.reasons)})" if q.reasons else ""
     lines = [
-        f"{path}",
+        f"{source}",
         f"  quality  {q.score:.2f} {verdict}{reasons}  threshold {q.threshold:.2f}  "
         f"sharpness {q.sharpness:.2f}  exposure {q.exposure:.2f}",
         f"  image    {im.width}x{im.height} at {im.dpi:g} dpi ({im.dpi_source}), "
@@ -164,79 +175,307 @@ def _summary(path: Path, r: ProcessResult) -> str:
     return "\n".join(lines)
 
 
-def _cmd_process(args: argparse.Namespace) -> int:
-    from rythmiq._process import process
+class _Progress:
+    """A progress bar on stderr for runs over several inputs, only when stderr is a terminal.
 
-    options = _options(args)
-    store = ids_for = keyring = None
-    if args.out is not None:
-        from rythmiq.layout import Ids
+    stdout carries only results, so a pipe or file never sees the bar. On a terminal the bar
+    line is wiped before each result or log line, and redrawn by the next step.
+    """
+
+    def __init__(self, total: int) -> None:
+        self._bar: ProgressBar[int] | None = None
+        if total > 1 and sys.stderr.isatty():
+            self._bar = click.progressbar(
+                length=total, label="rythmiq", file=sys.stderr, show_pos=True, show_eta=True
+            )
+
+    def __enter__(self) -> _Progress:
+        if self._bar is not None:
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def clear(self) -> None:
+        if self._bar is not None:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+    def echo(self, text: str) -> None:
+        self.clear()
+        click.echo(text)
+
+    def step(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+# --------------------------------------------------------------------------- commands
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_EXIT_CODES,
+    no_args_is_help=False,
+)
+@click.version_option(__version__, prog_name="rythmiq", message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="Log details and tracebacks to stderr.")
+def cli(debug: bool) -> None:
+    """Document image quality scoring, normalization and OCR."""
+    setup_logging(debug)
+
+
+@cli.command(epilog=_EXIT_CODES)
+@click.argument("paths", nargs=-1, required=True, metavar="PATH|DIR|GLOB|URL...")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result per line.")
+@click.option(
+    "--out",
+    metavar="URL",
+    help="Store artifacts here (a folder, file://, s3://bucket/prefix, memory://...).",
+)
+@click.option("--user-id", default="local", show_default=True, help="Owner id for --out.")
+@click.option("--job-id", help="Job id for --out (default: generated per input).")
+@click.option("--document-id", help="Document id for --out (default: from the file name).")
+@click.option("--threshold", type=float, help="Quality gate (default 0.80).")
+@click.option("--skip-ocr-on-fail", is_flag=True, help="No OCR for failing images.")
+@click.option("--no-ocr", is_flag=True, help="Quality and normalization only.")
+@click.option(
+    "--box", callback=_box, metavar="WxH", help="Fit into WIDTHxHEIGHT (default 2480x3508)."
+)
+@click.option("--target-dpi", type=float, help="Resample to this DPI.")
+@click.option("--max-bytes", type=int, help="Byte budget of the normalized JPEG.")
+@click.option("--threads", type=int, help="OCR threads (default: usable cores).")
+@click.option("--det-model", metavar="NAME", help="Detection model (default PP-OCRv5_mobile_det).")
+@click.option(
+    "--rec-model", metavar="NAME", help="Recognition model (default PP-OCRv5_mobile_rec)."
+)
+def process(
+    paths: tuple[str, ...],
+    as_json: bool,
+    out: str | None,
+    user_id: str,
+    job_id: str | None,
+    document_id: str | None,
+    threshold: float | None,
+    skip_ocr_on_fail: bool,
+    no_ocr: bool,
+    box: tuple[int, int] | None,
+    target_dpi: float | None,
+    max_bytes: int | None,
+    threads: int | None,
+    det_model: str | None,
+    rec_model: str | None,
+) -> int:
+    """Score, normalize and OCR document images.
+
+    Each PATH is an image file, a folder (searched recursively for .jpg .jpeg .png .tif .tiff
+    .bmp .gif .webp, in sorted order), a glob pattern such as 'scans/**/*.jpg', or a URL
+    (s3://bucket/key.jpg, memory://...). Results go to stdout; a progress bar goes to stderr
+    when it is a terminal.
+    """
+    from rythmiq._process import ProcessOptions
+    from rythmiq._process import process as run_process
+
+    given = {
+        "threshold": threshold,
+        "box": box,
+        "target_dpi": target_dpi,
+        "max_bytes": max_bytes,
+        "threads": threads,
+        "det_model": det_model,
+        "rec_model": rec_model,
+    }
+    kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if no_ocr:
+        kwargs["ocr"] = False
+    if skip_ocr_on_fail:
+        kwargs["on_quality_fail"] = "skip_ocr"
+    options: ProcessOptions = ProcessOptions(**kwargs)
+
+    inputs = _expand_inputs(paths)
+    if not inputs:
+        raise click.UsageError(f"no input matched {' '.join(paths)}")
+
+    store: Store | None = None
+    keyring: Keyring | None = None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if out is not None:
         from rythmiq.storage import Store
 
-        if len(args.paths) > 1 and (args.job_id or args.document_id):
+        if len(inputs) > 1 and (job_id or document_id):
             raise OptionsError("--job-id and --document-id need a single input")
-        store = Store.open(args.out)
+        store = Store.open(out)
         keyring = _keyring_for_cli()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-
-        def ids_for(path: Path) -> Ids:
-            job = args.job_id or f"job-{stamp}-{uuid.uuid4().hex[:8]}"
-            return Ids(args.user_id, job, args.document_id or _document_id(path))
-
-    elif args.job_id or args.document_id or args.user_id != "local":
+    elif job_id or document_id or user_id != "local":
         raise OptionsError("--user-id, --job-id and --document-id need --out")
+
+    def extra(source: Input) -> dict[str, Any]:
+        if store is None:
+            return {}
+        from rythmiq.layout import Ids
+
+        job = job_id or f"job-{stamp}-{uuid.uuid4().hex[:8]}"
+        ids = Ids(user_id, job, document_id or _document_id(source))
+        return {"store": store, "ids": ids, "keyring": keyring}
+
     failures = 0
-    for path in args.paths:
-        try:
-            extra = {}
-            if store is not None and ids_for is not None:
-                extra = {"store": store, "ids": ids_for(path), "keyring": keyring}
-            result = process(path, options=options, **extra)  # type: ignore[arg-type]
-        except RythmiqError as exc:
-            if exc.code.startswith(("model.", "options.")) or len(args.paths) == 1:
-                raise
-            failures += 1
-            log.error("%s: %s", path, exc)
-            if args.json:
-                print(json.dumps({"source": str(path), "error": exc.to_dict()}), flush=True)
-            continue
-        if args.json:
-            print(json.dumps({"source": str(path), **result.to_dict()}), flush=True)
-        else:
-            print(_summary(path, result), flush=True)
+    with _Progress(len(inputs)) as progress:
+        for source in inputs:
+            try:
+                result = run_process(source, options=options, **extra(source))
+            except RythmiqError as exc:
+                if exc.code.startswith(("model.", "options.")) or len(inputs) == 1:
+                    progress.clear()
+                    raise
+                failures += 1
+                progress.clear()
+                log.error("%s: %s", source, exc)
+                if as_json:
+                    progress.echo(json.dumps({"source": str(source), "error": exc.to_dict()}))
+            else:
+                if as_json:
+                    progress.echo(json.dumps({"source": str(source), **result.to_dict()}))
+                else:
+                    progress.echo(_summary(source, result))
+            progress.step()
     return int(ExitCode.PARTIAL if failures else ExitCode.OK)
 
 
-def _cmd_keygen(args: argparse.Namespace) -> int:
+@cli.command()
+@click.option("--payload", metavar="FILE", help="Payload file (default: stdin).")
+@click.pass_context
+def worker(ctx: click.Context, payload: str | None) -> int:
+    """Run one batch job from a JSON payload; print one JSON job result.
+
+    The same as `python -m rythmiq.worker`. Artifacts and
+    output/{user_id}/{job_id}/result.json (written last) go to the payload's store.
+    """
+    # Imported here so the other commands work without the worker's dependencies.
+    from rythmiq.worker import main as worker_main
+
+    debug = bool(ctx.find_root().params.get("debug"))
+    return worker_main(payload, debug=True if debug else None)
+
+
+@cli.group(no_args_is_help=False)
+def models() -> None:
+    """Show where the OCR models come from, or copy them into a folder."""
+
+
+def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--rec-model", metavar="NAME", help="Recognition model (default PP-OCRv5_mobile_rec)."
+    )(f)
+    return click.option(
+        "--det-model", metavar="NAME", help="Detection model (default PP-OCRv5_mobile_det)."
+    )(f)
+
+
+@models.command("list")
+@_model_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def models_list(det_model: str | None, rec_model: str | None, as_json: bool) -> int:
+    """Show each model's name, source (explicit/env/bundled/download) and folder."""
+    from rythmiq.ocr import DEFAULT_DET_MODEL, DEFAULT_REC_MODEL, resolve_model
+
+    det = resolve_model(det_model or DEFAULT_DET_MODEL)
+    rec = resolve_model(rec_model or DEFAULT_REC_MODEL)
+    if as_json:
+        click.echo(json.dumps({"det": asdict(det), "rec": asdict(rec)}))
+        return int(ExitCode.OK)
+    width = max(len(det.name), len(rec.name))
+    for role, m in (("det", det), ("rec", rec)):
+        where = m.path if m.path is not None else "(PaddleOCR downloads it on first use)"
+        click.echo(f"{role}  {m.name:<{width}}  {m.source:<8}  {where}")
+    return int(ExitCode.OK)
+
+
+@models.command("prefetch")
+@click.option(
+    "--dest",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to put the models in, as DIR/<name>/.",
+)
+@_model_options
+def models_prefetch(dest: Path, det_model: str | None, rec_model: str | None) -> int:
+    """Copy (or download) both models into DIR, for RYTHMIQ_MODEL_DIR=DIR.
+
+    Local models (RYTHMIQ_MODEL_DIR, or the bundled weights) are copied; others are downloaded
+    by PaddleOCR, which needs a reachable model hub (offline this fails with exit code 6).
+    """
+    from rythmiq.ocr import DEFAULT_DET_MODEL, DEFAULT_REC_MODEL, prefetch_models
+
+    placed = prefetch_models(
+        dest, det_model=det_model or DEFAULT_DET_MODEL, rec_model=rec_model or DEFAULT_REC_MODEL
+    )
+    for role, m in zip(("det", "rec"), placed, strict=True):
+        click.echo(f"{role}  {m.name}  ->  {m.path}")
+    click.echo(f"use them with: RYTHMIQ_MODEL_DIR={dest} RYTHMIQ_BUNDLED_MODELS=0")
+    return int(ExitCode.OK)
+
+
+@cli.command()
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keyring file (default ~/.config/rythmiq/keyring.json).",
+)
+@click.option("--rotate", is_flag=True, help="Add a new primary key, keep the old ones.")
+@click.option("--force", is_flag=True, help="Replace an existing keyring.")
+def keygen(path: Path | None, rotate: bool, force: bool) -> int:
+    """Create (or rotate) the keyring that encrypts masters."""
     from rythmiq.keyring import Keyring, default_keyring_path, load_keyring, save_keyring
 
-    path = args.file or default_keyring_path()
-    if args.rotate:
+    path = Path(path or default_keyring_path())
+    if rotate:
         current = load_keyring(environ={"RYTHMIQ_KEYRING_FILE": str(path)}).keyring
         keyring = current.rotate()
         save_keyring(keyring, path, overwrite=True)
-        print(
+        click.echo(
             f"rotated {path}: new primary key {keyring.primary_id}; "
             f"keys: {', '.join(keyring.key_ids)}"
         )
         return int(ExitCode.OK)
     keyring = Keyring.generate()
-    save_keyring(keyring, path, overwrite=args.force)
-    print(f"created {path} (mode 0600) with primary key {keyring.primary_id}")
+    save_keyring(keyring, path, overwrite=force)
+    click.echo(f"created {path} (mode 0600) with primary key {keyring.primary_id}")
     return int(ExitCode.OK)
 
 
-def _cmd_decrypt(args: argparse.Namespace) -> int:
-    from rythmiq.crypto import EncryptionContext, decrypt
+@cli.command()
+@click.option("--store", "store_url", required=True, metavar="URL", help="The store of the master.")
+@click.option("--user-id", required=True)
+@click.option("--document-id", required=True)
+@click.option("--ext", help="The master's original extension (default: found by listing).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the image.",
+)
+def decrypt(store_url: str, user_id: str, document_id: str, ext: str | None, output: Path) -> int:
+    """Decrypt a stored master."""
+    from rythmiq.crypto import EncryptionContext
+    from rythmiq.crypto import decrypt as decrypt_bytes
     from rythmiq.keyring import load_keyring
     from rythmiq.layout import Ids, artifact_key
     from rythmiq.storage import Store
 
     # The master is keyed by user and document; the job id only places outputs.
-    ids = Ids(args.user_id, "decrypt", args.document_id)
-    store = Store.open(args.store)
-    if args.ext:
-        key = artifact_key("master", ids, ext=args.ext)
+    ids = Ids(user_id, "decrypt", document_id)
+    store = Store.open(store_url)
+    if ext:
+        key = artifact_key("master", ids, ext=ext)
     else:
         prefix = f"master/{ids.user_id}/{ids.document_id}/"
         found = [k for k in store.list(prefix) if k.endswith(".enc")]
@@ -246,51 +485,49 @@ def _cmd_decrypt(args: argparse.Namespace) -> int:
                 "pass --ext",
                 code="storage.not_found",
             )
-        ext = found[0].rsplit("/", 1)[1].split(".")[1]
-        key = artifact_key("master", ids, ext=ext)
+        found_ext = found[0].rsplit("/", 1)[1].split(".")[1]
+        key = artifact_key("master", ids, ext=found_ext)
     keyring = load_keyring().keyring
-    plain = decrypt(store.read(key), keyring, EncryptionContext(ids.user_id, ids.document_id, key))
-    _write_atomic(args.output, plain)
-    print(f"decrypted {store.url_for(key)} -> {args.output} ({len(plain)} bytes)")
+    plain = decrypt_bytes(
+        store.read(key), keyring, EncryptionContext(ids.user_id, ids.document_id, key)
+    )
+    _write_atomic(output, plain)
+    click.echo(f"decrypted {store.url_for(key)} -> {output} ({len(plain)} bytes)")
     return int(ExitCode.OK)
 
 
-class _RedactingFormatter(logging.Formatter):
-    """Blanks secret values (see ``rythmiq.storage.SECRET_ENV_VARS``) in every log line,
-    tracebacks included."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+# --------------------------------------------------------------------------- entry point
 
 
-def _setup_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_RedactingFormatter("rythmiq: %(levelname)s: %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    # Only rythmiq's own loggers go to DEBUG: botocore's debug output carries request
-    # signatures and credential ids.
-    root.setLevel(logging.WARNING)
-    logging.getLogger("rythmiq").setLevel(logging.DEBUG if debug else logging.WARNING)
+def _error(code: str, message: str) -> None:
+    click.echo(f"rythmiq: error [{code}] {_one_line(redact(message))}", err=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rythmiq`` console script; returns the exit code."""
-    args = _parser().parse_args(argv)
-    _setup_logging(args.debug)
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        commands = {"process": _cmd_process, "keygen": _cmd_keygen, "decrypt": _cmd_decrypt}
-        return commands[args.command](args)
+        # standalone_mode=False: click returns the command's value (our exit code) and
+        # raises its errors here instead of printing them and exiting.
+        rv = cli.main(args=args, prog_name="rythmiq", standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error("options.invalid", exc.format_message() + hint)
+        return int(ExitCode.USAGE)
     except RythmiqError as exc:
         log.debug("error details", exc_info=True)
-        print(f"rythmiq: error {redact(str(exc))}", file=sys.stderr)
+        _error(exc.code, exc.message)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort):
         return 130
+    except click.ClickException as exc:
+        _error("internal", exc.format_message())
+        return exc.exit_code
     except Exception as exc:
         log.debug("internal error", exc_info=True)
-        print(f"rythmiq: internal error: {type(exc).__name__}: {redact(str(exc))}", file=sys.stderr)
+        _error("internal", f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return int(ExitCode.INTERNAL)
+    return rv if isinstance(rv, int) else int(ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from rythmiq._errors import OptionsError
 from rythmiq._loading import DEFAULT_MAX_PIXELS, Source, load_image
-from rythmiq.layout import Ids
+from rythmiq.layout import Ids, master_extension
 from rythmiq.normalize import (
     PAGE_SIZES,
     DpiInfo,
@@ -279,6 +279,8 @@ class ProcessResult:
         ids: The ids the artifacts were stored under, when a store was given.
         artifacts: The stored artifacts (URL, size, SHA-256), ``result.json`` last; empty
             when no store was given.
+        source_format: Pillow's name for the input's format (``"JPEG"``...), ``None`` for an
+            array.
     """
 
     quality: QualityReport
@@ -290,6 +292,7 @@ class ProcessResult:
     source_sha256: str = ""
     ids: Ids | None = None
     artifacts: tuple[Artifact, ...] = ()
+    source_format: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: plain types only, no bytes (sizes and hashes instead)."""
@@ -303,6 +306,7 @@ class ProcessResult:
             "source_sha256": self.source_sha256,
             "ids": self.ids.to_dict() if self.ids is not None else None,
             "artifacts": [a.to_dict() for a in self.artifacts],
+            "source_format": self.source_format,
         }
 
     def to_json(self, **kwargs: Any) -> str:
@@ -475,6 +479,7 @@ def process(
         timings=clock.timings(),
         ocr_skipped_reason=skipped,
         source_sha256=loaded.sha256,
+        source_format=loaded.format,
     )
     if store is None:
         return result
@@ -482,7 +487,7 @@ def process(
 
     assert ids is not None and keyring is not None  # checked above
     if loaded.encoded:
-        master, ext = loaded.encoded, _EXTENSIONS.get(loaded.format or "", "bin")
+        master, ext = loaded.encoded, master_extension(loaded.format)
     else:  # an array: the master is its lossless PNG
         master, ext = _png(loaded.pixels), "png"
     result = replace(result, ids=ids)
@@ -496,20 +501,6 @@ def process(
         on_written=on_written,
     )
     return replace(result, artifacts=artifacts)
-
-
-# Pillow format name -> master file extension.
-_EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "TIFF": "tif",
-    "GIF": "gif",
-    "BMP": "bmp",
-    "WEBP": "webp",
-    "PPM": "ppm",
-    "JPEG2000": "jp2",
-    "MPO": "jpg",
-}
 
 
 def _png(pixels: NDArray[np.uint8]) -> bytes:

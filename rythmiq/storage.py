@@ -312,6 +312,8 @@ def store_artifacts(
     master_ext: str,
     keyring: Keyring,
     on_written: Callable[[Artifact], None] | None = None,
+    per_document: bool = False,
+    marker: bool = True,
 ) -> tuple[Artifact, ...]:
     """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
 
@@ -331,6 +333,9 @@ def store_artifacts(
         master_ext: Extension of the original file (``"jpg"``, ``"png"``...).
         keyring: Keyring whose primary key wraps the master's data key.
         on_written: Called after each artifact is written (progress, logging, tests).
+        per_document: Use the per-document output folder (see :func:`artifact_key`).
+        marker: Write ``result.json``. A single-document worker job leaves it to the job
+            result, which takes the same key.
 
     Returns:
         The artifacts, ``result.json`` last.
@@ -345,11 +350,23 @@ def store_artifacts(
     master_key = artifact_key("master", ids, ext=master_ext)
     context = EncryptionContext(ids.user_id, ids.document_id, master_key)
     plan.append(("master", master_key, lambda: encrypt(master, keyring, context)))
-    plan.append(("normalized", artifact_key("normalized", ids), lambda: result.image.data))
-    plan.append(("preview", artifact_key("preview", ids), lambda: result.preview.data))
+    plan.append(
+        (
+            "normalized",
+            artifact_key("normalized", ids, per_document=per_document),
+            lambda: result.image.data,
+        )
+    )
+    plan.append(
+        (
+            "preview",
+            artifact_key("preview", ids, per_document=per_document),
+            lambda: result.preview.data,
+        )
+    )
     if result.ocr is not None:
         text = result.ocr.text.encode("utf-8")
-        plan.append(("text", artifact_key("text", ids), lambda: text))
+        plan.append(("text", artifact_key("text", ids, per_document=per_document), lambda: text))
     written: list[Artifact] = []
     try:
         for kind, key, payload in plan:
@@ -358,16 +375,19 @@ def store_artifacts(
             log.debug("wrote %s (%d bytes)", artifact.url, artifact.size)
             if on_written is not None:
                 on_written(artifact)
-        document = {
-            "ids": ids.to_dict(),
-            **result.to_dict(),
-            "artifacts": [a.to_dict() for a in written],
-        }
-        body = json.dumps(document, indent=2, sort_keys=False).encode("utf-8")
-        marker = store.write(artifact_key("result", ids), body, kind="result")
-        written.append(marker)
-        if on_written is not None:
-            on_written(marker)
+        if marker:
+            document = {
+                "ids": ids.to_dict(),
+                **result.to_dict(),
+                "artifacts": [a.to_dict() for a in written],
+            }
+            body = json.dumps(document, indent=2).encode("utf-8")
+            done = store.write(
+                artifact_key("result", ids, per_document=per_document), body, kind="result"
+            )
+            written.append(done)
+            if on_written is not None:
+                on_written(done)
     except BaseException:
         _rollback(store, written)
         raise

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pty
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -196,6 +199,165 @@ def test_usage_errors_exit_2():
     assert run("process", "--box", "big", "x.jpg").returncode == 2
     out = run("process", "--threshold", "7", "x.jpg")
     assert out.returncode == 2 and "threshold" in out.stderr
+    for args in [(), ("nope",), ("process", "--nope", "x.jpg"), ("models",)]:
+        out = run(*args)
+        assert out.returncode == 2, args
+        # One line, in the same shape as every other error.
+        assert out.stderr.startswith("rythmiq: error [options.invalid] "), args
+        assert len(out.stderr.splitlines()) == 1 and out.stdout == "", args
+
+
+def test_version():
+    from rythmiq import __version__
+
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout == f"rythmiq {__version__}\n"
+
+
+def _images(root, names):
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(render_page(width=300, height=400, font_size=12, margin=20)).save(path)
+
+
+def _sources(out):
+    return [json.loads(line)["source"] for line in out.stdout.splitlines()]
+
+
+def test_directory_input_recurses_sorted_images_only(tmp_path):
+    _images(tmp_path, ["d/b.png", "d/a/z.JPG", "d/a/y.webp", "d/c.tiff", "d/.hidden/h.png"])
+    (tmp_path / "d" / "notes.txt").write_text("not an image")
+    (tmp_path / "d" / "empty").mkdir()
+    out = run("process", "--no-ocr", "--json", "d", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert _sources(out) == ["d/a/y.webp", "d/a/z.JPG", "d/b.png", "d/c.tiff"]
+
+
+def test_glob_input_is_expanded_when_the_shell_did_not(tmp_path):
+    _images(tmp_path, ["s/one.png", "s/deep/two.png", "s/three.jpg"])
+    # subprocess runs no shell, so the patterns arrive unexpanded.
+    out = run("process", "--no-ocr", "--json", "s/**/*.png", "s/*.jpg", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert _sources(out) == ["s/deep/two.png", "s/one.png", "s/three.jpg"]
+    # A pattern and a folder that overlap process each file once.
+    out = run("process", "--no-ocr", "--json", "s/*.jpg", "s", cwd=tmp_path)
+    assert _sources(out) == ["s/three.jpg", "s/deep/two.png", "s/one.png"]
+
+
+def test_no_matching_input_is_a_usage_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for arg in ["nothing/*.png", "empty"]:
+        out = run("process", "--no-ocr", arg, cwd=tmp_path)
+        assert out.returncode == 2 and "no input matched" in out.stderr, out.stderr
+
+
+def test_piped_batch_stdout_is_pure_json_lines(tmp_path):
+    _images(tmp_path, ["p/1.png", "p/2.png", "p/3.png"])
+    out = run("process", "--no-ocr", "--json", "p", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["source"] for line in lines)
+    # Neither a bar nor click's non-terminal stand-in for one (its label) is printed.
+    assert out.stderr == "" and "\r" not in out.stdout
+
+
+def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path):
+    _images(tmp_path, ["p/1.png", "p/2.png", "p/3.png"])
+    master, slave = pty.openpty()
+    chunks = []
+
+    def drain():
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rythmiq", "process", "--no-ocr", "--json", "p"],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    os.close(slave)
+    reader.join(timeout=30)
+    os.close(master)
+    terminal = b"".join(chunks).decode()
+    assert proc.returncode == 0
+    assert "3/3" in terminal and "1/3" in terminal
+    lines = proc.stdout.decode().splitlines()
+    assert [json.loads(line)["source"] for line in lines] == ["p/1.png", "p/2.png", "p/3.png"]
+
+
+def test_url_inputs_take_the_document_id_from_the_name(s3_env, tmp_path):
+    import s3fs
+
+    from rythmiq.storage import s3_storage_options
+
+    fs = s3fs.S3FileSystem(**s3_storage_options())
+    _images(tmp_path, ["scan-7.png", "odd name.png"])
+    for name in ["scan-7.png", "odd name.png"]:
+        fs.put_file(str(tmp_path / name), f"{s3_env['bucket']}/input/{name}")
+    env = {k: v for k, v in os.environ.items() if k != "XDG_CONFIG_HOME"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    urls = [
+        f"s3://{s3_env['bucket']}/input/scan-7.png",
+        f"s3://{s3_env['bucket']}/input/odd name.png",
+    ]
+    store = tmp_path / "store"
+    out = run("process", "--no-ocr", "--json", "--out", str(store), *urls, env=env)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["source"] for r in rows] == urls
+    digest = hashlib.sha256((tmp_path / "odd name.png").read_bytes()).hexdigest()[:16]
+    assert [r["ids"]["document_id"] for r in rows] == ["scan-7", f"doc-{digest}"]
+    assert (store / "master/local/scan-7/master.png.enc").is_file()
+
+
+def test_debug_shows_a_traceback_default_shows_one_line(tmp_path):
+    missing = str(tmp_path / "nope.png")
+    out = run("process", "--no-ocr", missing)
+    assert out.returncode == 5
+    assert out.stderr.splitlines() == [
+        f"rythmiq: error [input.not_found] no such file: {missing!r}"
+    ]
+    out = run("--debug", "process", "--no-ocr", missing)
+    assert out.returncode == 5
+    assert "Traceback (most recent call last)" in out.stderr
+    assert out.stderr.rstrip().endswith(
+        f"rythmiq: error [input.not_found] no such file: {missing!r}"
+    )
+
+
+def test_models_list_shows_bundled_sources(cli_env):
+    out = run("models", "list", "--json", env=cli_env)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["det"]["name"] == "PP-OCRv5_mobile_det" and d["rec"]["name"] == "PP-OCRv5_mobile_rec"
+    for role in ("det", "rec"):
+        assert d[role]["source"] == "bundled"
+        assert (Path(d[role]["path"]) / "inference.pdiparams").is_file()
+    out = run("models", "list", "--det-model", "PP-OCRv5_server_det", env=cli_env)
+    det, rec = out.stdout.splitlines()
+    assert det.split()[:3] == ["det", "PP-OCRv5_server_det", "download"]
+    assert rec.split()[:3] == ["rec", "PP-OCRv5_mobile_rec", "bundled"]
+    assert run("models", "list", "--rec-model", "../x", env=cli_env).returncode == 2
+
+
+def test_worker_command_delegates_to_the_worker(tmp_path):
+    payload = tmp_path / "payload.json"
+    payload.write_text("{}")
+    out = run("worker", "--payload", str(payload))
+    assert out.returncode == 4, out.stderr
+    job = json.loads(out.stdout)
+    assert job["status"] == "error" and job["error"]["code"].startswith("payload.")
 
 
 @pytest.mark.integration

@@ -1,0 +1,32 @@
+"""Logging for the adapters (CLI, worker): stderr only, secrets redacted from every line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rythmiq.storage import redact
+
+__all__ = ["RedactingFormatter", "setup_logging"]
+
+
+class RedactingFormatter(logging.Formatter):
+    """Blanks secret values (see ``rythmiq.storage.SECRET_ENV_VARS``) in every log line,
+    tracebacks included."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def setup_logging(debug: bool) -> None:
+    """Send log lines to stderr through :class:`RedactingFormatter`.
+
+    Only rythmiq's own loggers go to DEBUG with ``debug``: botocore's debug output carries
+    request signatures and credential ids.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("rythmiq: %(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+    logging.getLogger("rythmiq").setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -1,0 +1,335 @@
+"""The batch worker shim: ``cat payload.json | python -m rythmiq.worker``.
+
+It reads one payload (stdin, or ``--payload FILE``), processes every document with one OCR
+engine loaded once, writes the artifacts and ``output/{user_id}/{job_id}/result.json`` (last:
+the completion marker) to the payload's store, and prints exactly one JSON document, the job
+result, to stdout. Logs go to stderr.
+
+Exit codes (see ``docs/errors.md``): 0 ok, 3 partial, 4 invalid payload, 5 input, 6 model,
+7 storage, 8 crypto, 1 internal, 143 cancelled by SIGTERM. A payload, keyring, store or
+missing-input problem is found before anything is written; then the job result is an error
+object and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import time
+
+# Taken first, so "import rythmiq" below is measured by the start-up accounting.
+_T_WORKER_IMPORT = time.time()
+
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import resource  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from types import FrameType  # noqa: E402
+from typing import Any  # noqa: E402
+
+import rythmiq  # noqa: E402
+from rythmiq._errors import ExitCode, InputError, RythmiqError  # noqa: E402
+
+_T_RYTHMIQ_IMPORTED = time.time()
+
+__all__ = ["EXIT_CANCELLED", "main", "run_job"]
+
+log = logging.getLogger("rythmiq.worker")
+
+EXIT_CANCELLED = 128 + signal.SIGTERM  # 143, the shell's convention for "killed by SIGTERM"
+
+
+class Cancelled(BaseException):
+    """Raised in the main thread by the SIGTERM handler (a BaseException, like KeyboardInterrupt,
+    so that no ``except Exception`` swallows it and every ``finally``/rollback still runs)."""
+
+
+def _process_start_epoch() -> float | None:
+    """When this process started, from /proc (Linux); None elsewhere."""
+    try:
+        with open("/proc/self/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])  # field 22 of stat(5); fields[0] is field 3
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return time.time() - (uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@dataclass
+class _Stages:
+    """Wall and CPU seconds summed per stage over the job's documents."""
+
+    totals: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, name: str, wall: float, cpu: float) -> None:
+        t = self.totals.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+        t["wall_s"] += wall
+        t["cpu_s"] += cpu
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        return {k: {n: round(v, 6) for n, v in t.items()} for k, t in self.totals.items()}
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    from rythmiq.storage import redact
+
+    if isinstance(exc, RythmiqError):
+        d = exc.to_dict()
+        d["message"] = redact(str(d["message"]))
+        return d
+    return {
+        "code": "internal",
+        "message": redact(f"{type(exc).__name__}: {exc}"),
+        "exit_code": int(ExitCode.INTERNAL),
+    }
+
+
+def _document_summary(result: rythmiq.ProcessResult) -> dict[str, Any]:
+    q = result.quality
+    ocr = result.ocr
+    return {
+        "quality": {"score": q.score, "passed": q.passed, "reasons": list(q.reasons)},
+        "ocr": None
+        if ocr is None
+        else {
+            "lines": len(ocr.lines),
+            "text_length": len(ocr.text),
+            "mean_confidence": ocr.confidence,
+            "engine": ocr.engine,
+        },
+        "ocr_skipped_reason": result.ocr_skipped_reason,
+        "image": {
+            "width": result.image.width,
+            "height": result.image.height,
+            "dpi": result.image.dpi,
+            "bytes": len(result.image.data),
+        },
+    }
+
+
+def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
+    """Run one job; returns ``(exit_code, job_result)``. Never raises for job problems."""
+    t0 = _process_start_epoch() or _T_WORKER_IMPORT
+    from rythmiq.keyring import load_keyring
+    from rythmiq.layout import artifact_key, master_extension
+    from rythmiq.payload import parse_payload
+    from rythmiq.storage import Store, store_artifacts
+
+    job: dict[str, Any] = {"version": 1, "status": "error"}
+    try:
+        payload = parse_payload(payload_text)
+        job.update(job_id=payload.job_id, user_id=payload.user_id)
+        # The worker never creates keys: a missing keyring is an error, before any write.
+        keyring = load_keyring(create=False).keyring
+        store = Store.open(payload.output)
+        missing = [d.input_key for d in payload.documents if not store.exists(d.input_key)]
+        if missing:
+            raise InputError(
+                f"{len(missing)} input object(s) not found in {payload.output}: "
+                + ", ".join(missing[:5]),
+                code="input.not_found",
+            )
+    except RythmiqError as exc:
+        job["error"] = _error(exc)
+        return int(exc.exit_code), job
+
+    options = payload.options
+    engine: rythmiq.OcrEngine | None = None
+    try:
+        if options.ocr:
+            engine = rythmiq.PaddleEngine(options.engine_config())
+    except RythmiqError as exc:
+        job["error"] = _error(exc)
+        return int(exc.exit_code), job
+    if engine is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        # Paddle installs its own C-level SIGTERM handler when it initialises (to dump a
+        # stack and die), which replaces ours: put ours back so a cancel stays clean.
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    t_engine = time.time()
+
+    stages = _Stages()
+    documents: list[dict[str, Any]] = []
+    cancelled = False
+    docs_wall = docs_cpu = 0.0
+    for spec in payload.documents:
+        entry: dict[str, Any] = {"document_id": spec.document_id, "input": spec.input_key}
+        if cancelled:
+            entry.update(status="cancelled")
+            documents.append(entry)
+            continue
+        w0, c0 = time.perf_counter(), _cpu()
+        try:
+            ids = payload.ids(spec)
+            data = store.read_input(spec.input_key)
+            w1, c1 = time.perf_counter(), _cpu()
+            stages.add("read", w1 - w0, c1 - c0)
+            result = rythmiq.process(data, options=options, engine=engine)
+            for name, t in result.timings.to_dict().items():
+                if name != "total":
+                    stages.add(name, t["wall_s"], t["cpu_s"])
+            w2, c2 = time.perf_counter(), _cpu()
+            result = _with_ids(result, ids)
+            artifacts = store_artifacts(
+                result,
+                store,
+                ids,
+                master=data,
+                master_ext=master_extension(result.source_format),
+                keyring=keyring,
+                per_document=not payload.single,
+                marker=not payload.single,
+            )
+            stages.add("store", time.perf_counter() - w2, _cpu() - c2)
+            entry.update(status="ok", **_document_summary(result))
+            entry["artifacts"] = [a.to_dict() for a in artifacts]
+            entry["timings"] = result.timings.to_dict()
+            if payload.single:
+                entry["result"] = result.to_dict()
+        except Cancelled:
+            cancelled = True
+            entry.update(status="cancelled")
+            log.warning(
+                "cancelled while processing %s; its artifacts were removed", spec.document_id
+            )
+        except RythmiqError as exc:
+            entry.update(status="failed", error=_error(exc))
+            log.error("document %s failed: %s", spec.document_id, exc)
+        except Exception as exc:  # a bug or a library failure: report it, keep going
+            log.debug("internal error on %s", spec.document_id, exc_info=True)
+            entry.update(status="failed", error=_error(exc))
+        wall, cpu = time.perf_counter() - w0, _cpu() - c0
+        entry["wall_s"], entry["cpu_s"] = round(wall, 6), round(cpu, 6)
+        docs_wall += wall
+        docs_cpu += cpu
+        documents.append(entry)
+    if engine is not None:
+        engine.close()
+
+    ok = sum(d["status"] == "ok" for d in documents)
+    failed = [d for d in documents if d["status"] == "failed"]
+    if cancelled:
+        status, code = "cancelled", EXIT_CANCELLED
+    elif not failed:
+        status, code = "ok", int(ExitCode.OK)
+    elif ok:
+        status, code = "partial", int(ExitCode.PARTIAL)
+    else:
+        status, code = "failed", int(failed[0]["error"]["exit_code"])
+    job.update(status=status, exit_code=code, documents=documents)
+    job["engine"] = None if engine is None else engine.name
+
+    def accounting() -> dict[str, Any]:
+        now = time.time()
+        job_wall = now - t0
+        return {
+            "startup": {
+                "process_to_rythmiq_imported_s": round(_T_RYTHMIQ_IMPORTED - t0, 6),
+                "rythmiq_imported_to_engine_ready_s": round(t_engine - _T_RYTHMIQ_IMPORTED, 6),
+                "total_s": round(t_engine - t0, 6),
+            },
+            "job": {"wall_s": round(job_wall, 6), "cpu_s": round(_cpu(), 6)},
+            "documents": {"wall_s": round(docs_wall, 6), "cpu_s": round(docs_cpu, 6)},
+            "stages": stages.to_dict(),
+            "peak_rss_mb": _peak_rss_mb(),
+            "efficiency": round(docs_wall / job_wall, 4) if job_wall > 0 else 0.0,
+        }
+
+    job["accounting"] = accounting()
+    result_key = artifact_key("result", payload.ids(payload.documents[0]))
+    try:
+        body = json.dumps(job, indent=2).encode("utf-8")
+        job["result_url"] = store.write(result_key, body, kind="result").url
+    except RythmiqError as exc:
+        job["status"], job["error"] = "error", _error(exc)
+        code = int(exc.exit_code)
+        job["exit_code"] = code
+    # Recomputed so the printed figures include the result write.
+    job["accounting"] = accounting()
+    return code, job
+
+
+def _with_ids(result: rythmiq.ProcessResult, ids: rythmiq.Ids) -> rythmiq.ProcessResult:
+    from dataclasses import replace
+
+    return replace(result, ids=ids)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Only the first signal cancels; a second one during clean-up is ignored.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Cancelled()
+
+
+def _read_payload(path: str | None) -> bytes:
+    from rythmiq._errors import PayloadError
+    from rythmiq.payload import MAX_PAYLOAD_BYTES
+
+    try:
+        if path is None or path == "-":
+            return sys.stdin.buffer.read(MAX_PAYLOAD_BYTES + 1)
+        with open(path, "rb") as fh:
+            return fh.read(MAX_PAYLOAD_BYTES + 1)
+    except OSError as exc:
+        raise PayloadError(
+            f"cannot read the payload: {exc.strerror or exc}", code="payload.unreadable"
+        ) from None
+
+
+def main(payload_path: str | None = None, *, debug: bool | None = None) -> int:
+    """Run the worker: read the payload, run the job, print the job result; return the code.
+
+    Args:
+        payload_path: Payload file; ``None`` or ``"-"`` reads stdin.
+        debug: Log rythmiq's debug lines and tracebacks to stderr (default: ``$RYTHMIQ_DEBUG``).
+    """
+    from rythmiq._logging import setup_logging
+
+    if debug is None:
+        debug = os.environ.get("RYTHMIQ_DEBUG", "") not in ("", "0")
+    setup_logging(debug)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        try:
+            text = _read_payload(payload_path)
+        except RythmiqError as exc:
+            code, job = int(exc.exit_code), {"status": "error", "error": _error(exc)}
+        else:
+            code, job = run_job(text)
+    except Cancelled:
+        code, job = EXIT_CANCELLED, {"status": "cancelled"}
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    sys.stdout.write(json.dumps(job) + "\n")
+    sys.stdout.flush()
+    return code
+
+
+def _cli(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rythmiq.worker",
+        description="Run one rythmiq job from a JSON payload (stdin by default).",
+    )
+    parser.add_argument("--payload", help="payload file (default: stdin)")
+    args = parser.parse_args(argv)
+    return main(args.payload)
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())

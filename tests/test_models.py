@@ -1,0 +1,174 @@
+"""Model prefetch and the switch that keeps a baked image on its own models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PAGE_LINES, render_page
+from PIL import Image
+
+from rythmiq.metrics import word_f1
+from rythmiq.ocr import (
+    DEFAULT_DET_MODEL,
+    DEFAULT_REC_MODEL,
+    ResolvedModel,
+    prefetch_models,
+    resolve_model,
+)
+
+MODELS = (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL)
+# Every proxy points at a closed loopback port: a model hub "download" fails at once, and
+# nothing leaves the machine.
+OFFLINE = {
+    name: "http://127.0.0.1:9"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
+} | {"NO_PROXY": "", "no_proxy": ""}
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in ("RYTHMIQ_MODEL_DIR", "RYTHMIQ_BUNDLED_MODELS"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture(scope="module")
+def prefetched(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("models")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("RYTHMIQ_MODEL_DIR", "RYTHMIQ_BUNDLED_MODELS"):
+            mp.delenv(name, raising=False)
+        det, rec = prefetch_models(dest)
+    return dest, det, rec
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RYTHMIQ_", "PADDLE_PDX_"))}
+    env.update(extra)
+    return env
+
+
+def test_prefetch_copies_both_bundled_models(prefetched, clean_env):
+    dest, det, rec = prefetched
+    assert (det.name, rec.name) == MODELS
+    for model in (det, rec):
+        assert model.source == "explicit" and Path(model.path) == dest / model.name
+        bundled = Path(resolve_model(model.name).path)
+        for name in ("inference.json", "inference.pdiparams", "inference.yml"):
+            assert _digest(Path(model.path) / name) == _digest(bundled / name)
+        # Readable by other users: an image bakes models as root and runs as another user.
+        assert Path(model.path).stat().st_mode & 0o055 == 0o055
+        # The download cache's hidden files are not copied.
+        assert not any(p.name.startswith(".") for p in Path(model.path).iterdir())
+    # No temporary folders are left behind.
+    assert sorted(p.name for p in dest.iterdir()) == sorted(MODELS)
+
+
+def test_prefetch_again_replaces_and_into_its_own_source_is_a_no_op(tmp_path, clean_env):
+    first = prefetch_models(tmp_path)
+    (tmp_path / DEFAULT_DET_MODEL / "stale.txt").write_text("old copy")
+    again = prefetch_models(tmp_path)
+    assert again == first
+    assert not (tmp_path / DEFAULT_DET_MODEL / "stale.txt").exists()
+    clean_env.setenv("RYTHMIQ_MODEL_DIR", str(tmp_path))
+    assert resolve_model(DEFAULT_DET_MODEL).source == "env"
+    assert prefetch_models(tmp_path) == first
+    assert (tmp_path / DEFAULT_DET_MODEL / "inference.pdiparams").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(MODELS)
+
+
+def test_bundled_switch_off_resolves_from_the_model_dir(prefetched, clean_env):
+    dest = prefetched[0]
+    clean_env.setenv("RYTHMIQ_BUNDLED_MODELS", "0")
+    clean_env.setenv("RYTHMIQ_MODEL_DIR", str(dest))
+    for name in MODELS:
+        assert resolve_model(name) == ResolvedModel(name, str(dest / name), "env")
+
+
+@pytest.mark.parametrize("value", ["0", "false", "OFF", "no"])
+def test_bundled_switch_off_without_a_model_dir_means_download(value, clean_env):
+    assert resolve_model(DEFAULT_DET_MODEL).source == "bundled"
+    clean_env.setenv("RYTHMIQ_BUNDLED_MODELS", value)
+    for name in MODELS:
+        m = resolve_model(name)
+        assert (m.source, m.path) == ("download", None)
+
+
+@pytest.mark.parametrize("value", ["1", "", "yes"])
+def test_bundled_switch_on(value, clean_env):
+    clean_env.setenv("RYTHMIQ_BUNDLED_MODELS", value)
+    assert resolve_model(DEFAULT_REC_MODEL).source == "bundled"
+
+
+def run(*args, env, **kw):
+    return subprocess.run(
+        [sys.executable, "-m", "rythmiq", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        **kw,
+    )
+
+
+def test_prefetch_command(tmp_path):
+    out = run("models", "prefetch", "--dest", str(tmp_path / "m"), env=_env())
+    assert out.returncode == 0, out.stderr
+    assert f"RYTHMIQ_MODEL_DIR={tmp_path / 'm'}" in out.stdout
+    for name in MODELS:
+        assert (tmp_path / "m" / name / "inference.pdiparams").is_file()
+    listed = run(
+        "models",
+        "list",
+        "--json",
+        env=_env(RYTHMIQ_MODEL_DIR=str(tmp_path / "m"), RYTHMIQ_BUNDLED_MODELS="0"),
+    )
+    d = json.loads(listed.stdout)
+    assert [d[r]["source"] for r in ("det", "rec")] == ["env", "env"]
+
+
+def test_prefetch_of_a_hub_model_offline_fails_with_the_model_exit_code(tmp_path):
+    dest = tmp_path / "m"
+    out = run(
+        "models",
+        "prefetch",
+        "--dest",
+        str(dest),
+        "--det-model",
+        "PP-OCRv5_server_det",
+        env=_env(**OFFLINE),
+    )
+    assert out.returncode == 6, out.stderr
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("rythmiq: error [model.load_failed] could not download ")
+    assert "PP-OCRv5_server_det" in line and "RYTHMIQ_MODEL_DIR" in line
+    assert out.stdout == ""
+    # Nothing half-done: no model folder and no download cache.
+    assert list(dest.iterdir()) == []
+
+
+@pytest.mark.integration
+def test_process_uses_the_prefetched_models_only(prefetched, tmp_path):
+    dest = prefetched[0]
+    page = tmp_path / "page.png"
+    Image.fromarray(render_page()).save(page, dpi=(200, 200))
+    env = _env(RYTHMIQ_BUNDLED_MODELS="0", RYTHMIQ_MODEL_DIR=str(dest), **OFFLINE)
+    out = run("process", "--json", "--threads", "2", str(page), env=env)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert word_f1(d["ocr"]["text"], "\n".join(PAGE_LINES)) >= 0.95
+    # The control: the same run without the prefetched folder has no model at all.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = run("process", "--json", str(page), env={**env, "RYTHMIQ_MODEL_DIR": str(empty)})
+    assert out.returncode == 6 and "model.load_failed" in out.stderr

@@ -1,0 +1,337 @@
+"""The worker shim end to end: real subprocesses, stdin payloads, a real S3 server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PAGE_LINES, render_page
+from PIL import Image
+
+from rythmiq.crypto import EncryptionContext, decrypt
+from rythmiq.keyring import Keyring
+from rythmiq.metrics import word_f1
+from rythmiq.storage import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYRING = Keyring.generate("k-worker")
+
+
+def png(**kw) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(render_page(**kw)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def page_bytes() -> bytes:
+    return png(width=850, height=1100, font_size=24, margin=60)
+
+
+def worker_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RYTHMIQ_KEYRING",))}
+    env["RYTHMIQ_KEYRING"] = base64.b64encode(KEYRING.to_json().encode()).decode()
+    env.update(extra or {})
+    return env
+
+
+def run_worker(payload, env, *, args=(), timeout=600):
+    data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+    if isinstance(data, str):
+        data = data.encode()
+    return subprocess.run(
+        [sys.executable, "-m", "rythmiq.worker", *args],
+        input=data,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def one_json(out) -> dict:
+    lines = out.stdout.decode().splitlines()
+    assert len(lines) == 1, out.stdout
+    return json.loads(lines[0])
+
+
+@pytest.fixture
+def s3_store(s3_env, page_bytes):
+    url = f"s3://{s3_env['bucket']}/w"
+    store = Store.open(url)
+    store.write("input/a.png", page_bytes)
+    store.write("input/b.png", page_bytes)
+    store.write("input/broken.png", page_bytes[: len(page_bytes) // 3])
+    env = worker_env(
+        {k: os.environ[k] for k in os.environ if k.startswith(("RYTHMIQ_S3", "SPACES_"))}
+    )
+    return store, url, env
+
+
+def payload(url, docs, **extra):
+    return {
+        "version": 1,
+        "job_id": "job-1",
+        "user_id": "u1",
+        "documents": [{"document_id": d, "input": f"input/{f}"} for d, f in docs],
+        "options": {"ocr": False},
+        "output": url,
+        **extra,
+    }
+
+
+def test_batch_payload_against_s3(s3_store, page_bytes):
+    store, url, env = s3_store
+    out = run_worker(payload(url, [("d1", "a.png"), ("d2", "b.png")]), env)
+    assert out.returncode == 0, out.stderr
+    job = one_json(out)
+    assert job["status"] == "ok" and job["exit_code"] == 0
+    assert [d["status"] for d in job["documents"]] == ["ok", "ok"]
+    keys = set(store.list())
+    for d in ("d1", "d2"):
+        assert f"master/u1/{d}/master.png.enc" in keys
+        assert f"output/u1/job-1/{d}/result.json" in keys
+        assert f"output/u1/job-1/{d}/preview.jpg" in keys
+    assert "output/u1/job-1/result.json" in keys
+    stored = json.loads(store.read("output/u1/job-1/result.json"))
+    assert stored["status"] == "ok" and len(stored["documents"]) == 2
+    key = "master/u1/d1/master.png.enc"
+    assert decrypt(store.read(key), KEYRING, EncryptionContext("u1", "d1", key)) == page_bytes
+    acct = job["accounting"]
+    assert set(acct) >= {"startup", "job", "documents", "stages", "peak_rss_mb", "efficiency"}
+    assert 0 < acct["efficiency"] <= 1
+    assert acct["job"]["wall_s"] >= acct["documents"]["wall_s"] > 0
+    assert acct["startup"]["process_to_rythmiq_imported_s"] > 0
+    assert set(acct["stages"]) >= {"read", "load", "quality", "normalize", "store"}
+    assert acct["peak_rss_mb"] > 10
+
+
+def test_single_document_payload_keeps_the_flat_layout(s3_store):
+    store, url, env = s3_store
+    single = {
+        "version": 1,
+        "job_id": "solo",
+        "user_id": "u1",
+        "document_id": "d9",
+        "input": f"{url}/input/a.png",
+        "output": url,
+        "options": {"ocr": False},
+    }
+    out = run_worker(single, env)
+    assert out.returncode == 0, out.stderr
+    job = one_json(out)
+    assert job["documents"][0]["result"]["quality"]["passed"] is True
+    keys = {k for k in store.list() if k.startswith("output/u1/solo/")}
+    assert keys == {
+        "output/u1/solo/normalized.jpg",
+        "output/u1/solo/preview.jpg",
+        "output/u1/solo/result.json",
+    }
+
+
+def test_partial_failure(s3_store):
+    store, url, env = s3_store
+    out = run_worker(payload(url, [("ok1", "a.png"), ("bad", "broken.png")]), env)
+    assert out.returncode == 3, out.stderr
+    job = one_json(out)
+    assert job["status"] == "partial"
+    bad = job["documents"][1]
+    assert bad["status"] == "failed" and bad["error"]["code"] == "input.unreadable"
+    keys = store.list()
+    assert not [k for k in keys if "/bad/" in k]  # nothing half-written for the bad one
+    assert "output/u1/job-1/ok1/result.json" in keys
+    assert json.loads(store.read("output/u1/job-1/result.json"))["status"] == "partial"
+
+
+def test_all_failed_uses_the_document_error_code(s3_store):
+    _store, url, env = s3_store
+    out = run_worker(payload(url, [("bad", "broken.png")]), env)
+    assert out.returncode == 5
+    assert one_json(out)["status"] == "failed"
+
+
+BAD_PAYLOADS = {
+    "malformed": (b'{"version": 1, "job_id": ', 4, "payload.malformed"),
+    "empty": (b"", 4, "payload.empty"),
+    "not an object": (b"[1, 2]", 4, "payload.malformed"),
+    "wrong version": ({"version": 2}, 4, "payload.version"),
+    "no version": (b'{"job_id": "j", "user_id": "u", "output": "x"}', 4, "payload.version"),
+    "version as string": ({"version": "1"}, 4, "payload.version"),
+    "unknown field": ({"colour": "red"}, 4, "payload.invalid"),
+    "unknown option": ({"options": {"colour": 1}}, 4, "payload.invalid"),
+    "bad option value": ({"options": {"threshold": 7}}, 4, "payload.invalid"),
+    "secret in options": ({"options": {"aws_secret": "x"}}, 4, "payload.invalid"),
+    "traversal job id": ({"job_id": "../../etc"}, 4, "payload.invalid"),
+    "dotdot user id": ({"user_id": "a..b"}, 4, "payload.invalid_id"),
+    "trailing dot id": ({"job_id": "job."}, 4, "payload.invalid_id"),
+    "traversal document id": (
+        {"documents": [{"document_id": "..", "input": "input/a.png"}]},
+        4,
+        "payload.invalid",
+    ),
+    "full-width dots": (
+        {"documents": [{"document_id": "d", "input": "input/\uff0e\uff0e/a.png"}]},
+        4,
+        "payload.invalid_input",
+    ),
+    "encoded traversal": (
+        {"documents": [{"document_id": "d", "input": "input/%2e%2e/a.png"}]},
+        4,
+        "payload.invalid_input",
+    ),
+    "input outside prefix": (
+        {"documents": [{"document_id": "d", "input": "master/u1/x.enc"}]},
+        4,
+        "payload.invalid_input",
+    ),
+    "foreign input url": (
+        {"documents": [{"document_id": "d", "input": "s3://other/input/a.png"}]},
+        4,
+        "payload.invalid_input",
+    ),
+    "duplicate ids": (
+        {
+            "documents": [
+                {"document_id": "d", "input": "input/a.png"},
+                {"document_id": "d", "input": "input/b.png"},
+            ]
+        },
+        4,
+        "payload.duplicate_document",
+    ),
+    "both forms": ({"document_id": "d", "input": "input/a.png"}, 4, "payload.invalid"),
+    "http output": ({"output": "http://127.0.0.1:1/x"}, 4, "payload.invalid_output"),
+    "missing input object": (
+        {"documents": [{"document_id": "d", "input": "input/nope.png"}]},
+        5,
+        "input.not_found",
+    ),
+    "huge": (b'{"version": 1, "pad": "' + b"x" * (1 << 20) + b'"}', 4, "payload.too_large"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_PAYLOADS))
+def test_bad_payloads(name, s3_store):
+    store, url, env = s3_store
+    body, code, error_code = BAD_PAYLOADS[name]
+    if isinstance(body, dict):
+        base = payload(url, [("d1", "a.png")])
+        if "documents" in body:
+            base.pop("documents")
+        body = {**base, **body}
+    before = store.list()
+    out = run_worker(body, env)
+    assert out.returncode == code, (out.stdout, out.stderr)
+    job = one_json(out)
+    assert job["status"] == "error"
+    assert job["error"]["code"] == error_code, job
+    assert job["error"]["exit_code"] == code
+    assert store.list() == before  # nothing written
+
+
+def test_worker_never_creates_keys(s3_store, tmp_path):
+    store, url, env = s3_store
+    env = {k: v for k, v in env.items() if k != "RYTHMIQ_KEYRING"}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
+    before = store.list()
+    out = run_worker(payload(url, [("d1", "a.png")]), env)
+    assert out.returncode == 8
+    assert one_json(out)["error"]["code"] == "crypto.no_keyring"
+    assert not (tmp_path / "cfg").exists() and store.list() == before
+
+
+def test_payload_file_option(s3_store, tmp_path):
+    _store, url, env = s3_store
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(payload(url, [("d1", "a.png")])))
+    out = run_worker(b"", env, args=["--payload", str(path)])
+    assert out.returncode == 0 and one_json(out)["status"] == "ok"
+    out = run_worker(b"", env, args=["--payload", str(tmp_path / "missing.json")])
+    assert out.returncode == 4 and one_json(out)["error"]["code"] == "payload.unreadable"
+
+
+@pytest.mark.integration
+def test_ocr_job_and_sigterm_leaves_no_partial_document(tmp_path):
+    store_dir = tmp_path / "store"
+    store = Store.open(str(store_dir))
+    for i in range(4):
+        store.write(f"input/p{i}.png", png(width=1240, height=1754, font_size=36, margin=90))
+    body = payload(str(store_dir), [(f"d{i}", f"p{i}.png") for i in range(4)])
+    body["options"] = {"threads": 1}
+    env = worker_env()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rythmiq.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    proc.stdin.write(json.dumps(body).encode())
+    proc.stdin.close()
+    proc.stdin = None  # communicate() must not touch it again
+    deadline = time.time() + 300
+    first = store_dir / "output/u1/job-1/d0/result.json"
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), proc.stderr.read().decode()
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr.decode()
+    job = json.loads(stdout.decode())
+    statuses = [d["status"] for d in job["documents"]]
+    assert job["status"] == "cancelled" and statuses[0] == "ok" and "cancelled" in statuses
+    first_doc = job["documents"][0]
+    assert (
+        word_f1(Path(store_dir, "output/u1/job-1/d0/text.txt").read_text(), "\n".join(PAGE_LINES))
+        >= 0.95
+    )
+    assert first_doc["ocr"]["lines"] >= len(PAGE_LINES)
+    keys = store.list()
+    for i, status in enumerate(statuses):
+        mine = [k for k in keys if f"/d{i}/" in k]
+        if status == "ok":
+            assert f"output/u1/job-1/d{i}/result.json" in mine
+        else:  # the document in flight and those after it: nothing at all
+            assert mine == [], (i, mine)
+    assert not [p for p in store_dir.rglob("*.tmp")]
+
+
+def test_example_payload_runs_as_documented(tmp_path):
+    """docs: after `rythmiq keygen`, `cat examples/payload.json | python -m rythmiq.worker`."""
+    work = tmp_path / "repo"
+    (work / "examples").mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(ROOT / "examples" / "store" / "input", work / "examples/store/input")
+    body = json.loads((ROOT / "examples" / "payload.json").read_text())
+    assert body["output"] == "examples/store"
+    body["options"]["ocr"] = False  # the OCR variant runs in the integration suite
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RYTHMIQ_KEYRING")}
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
+    keygen = subprocess.run(
+        [sys.executable, "-m", "rythmiq", "keygen"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert keygen.returncode == 0, keygen.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "rythmiq.worker"],
+        input=json.dumps(body).encode(),
+        capture_output=True,
+        env=env,
+        cwd=work,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    job = one_json(out)
+    assert job["status"] == "ok"
+    assert (work / "examples/store/output/example-user/example-job-1/result.json").is_file()
