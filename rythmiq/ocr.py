@@ -9,6 +9,7 @@ of the image that was passed to :meth:`OcrEngine.recognize`, clockwise from the 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import importlib.util
 import json
@@ -20,7 +21,7 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -308,6 +309,33 @@ class EngineConfig:
         return replace(self, threads=resolve_threads(self.threads))
 
 
+_yaml_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _libyaml_loader() -> Iterator[None]:
+    """Let PaddleX parse model configs with libyaml while a pipeline is built.
+
+    PaddleX reads each model's ``inference.yml`` with PyYAML's pure-Python ``FullLoader``; the
+    recognizer's file holds an 18,000-entry character list and takes about 2 s to parse, a
+    third of the engine's start-up. ``CFullLoader`` is the same loader (same constructor and
+    resolver) on libyaml's C parser. The swap is scoped to engine creation and serialised.
+    """
+    import yaml
+
+    c_loader = getattr(yaml, "CFullLoader", None)
+    if c_loader is None:  # PyYAML built without libyaml
+        yield
+        return
+    with _yaml_lock:
+        original = yaml.FullLoader
+        yaml.FullLoader = c_loader
+        try:
+            yield
+        finally:
+            yaml.FullLoader = original
+
+
 @dataclass
 class PaddleEngine:
     """PaddleOCR (PP-OCRv5 by default) behind the :class:`OcrEngine` interface.
@@ -348,7 +376,7 @@ class PaddleEngine:
                 code="model.missing_dependency",
             ) from exc
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), _libyaml_loader():
                 warnings.simplefilter("ignore")
                 self._ocr = PaddleOCR(
                     text_detection_model_name=self.det.name,
