@@ -303,7 +303,8 @@ def test_ocr_job_and_sigterm_leaves_no_partial_document(tmp_path):
     assert not [p for p in store_dir.rglob("*.tmp")]
 
 
-def test_example_payload_runs_as_documented(tmp_path):
+@pytest.mark.parametrize("ocr", [False, pytest.param(True, marks=pytest.mark.integration)])
+def test_example_payload_runs_as_documented(tmp_path, ocr):
     """docs: after `rythmiq keygen`, `cat examples/payload.json | python -m rythmiq.worker`."""
     work = tmp_path / "repo"
     (work / "examples").mkdir(parents=True)
@@ -312,7 +313,8 @@ def test_example_payload_runs_as_documented(tmp_path):
     shutil.copytree(ROOT / "examples" / "store" / "input", work / "examples/store/input")
     body = json.loads((ROOT / "examples" / "payload.json").read_text())
     assert body["output"] == "examples/store"
-    body["options"]["ocr"] = False  # the OCR variant runs in the integration suite
+    if not ocr:
+        body["options"]["ocr"] = False  # the fast variant, for the unit suite
     env = {k: v for k, v in os.environ.items() if not k.startswith("RYTHMIQ_KEYRING")}
     env["XDG_CONFIG_HOME"] = str(tmp_path / "cfg")
     keygen = subprocess.run(
@@ -335,3 +337,29 @@ def test_example_payload_runs_as_documented(tmp_path):
     job = one_json(out)
     assert job["status"] == "ok"
     assert (work / "examples/store/output/example-user/example-job-1/result.json").is_file()
+    if ocr:
+        text = work / "examples/store/output/example-user/example-job-1/invoice-0142/text.txt"
+        assert "127.80" in text.read_text()
+
+
+@pytest.mark.integration
+def test_worker_uses_prefetched_models_when_bundled_ones_are_blocked(tmp_path):
+    from rythmiq.ocr import prefetch_models
+
+    models = tmp_path / "models"
+    prefetch_models(models)
+    store_dir = tmp_path / "store"
+    Store.open(str(store_dir)).write("input/p.png", png())
+    body = payload(str(store_dir), [("d1", "p.png")])
+    body["options"] = {"threads": 2}
+    blocked = {"RYTHMIQ_BUNDLED_MODELS": "0", "PADDLE_PDX_CACHE_HOME": str(tmp_path / "cache")}
+    out = run_worker(body, worker_env({**blocked, "RYTHMIQ_MODEL_DIR": str(models)}))
+    assert out.returncode == 0, out.stderr
+    assert one_json(out)["status"] == "ok"
+    text = (store_dir / "output/u1/job-1/d1/text.txt").read_text()
+    assert word_f1(text, "\n".join(PAGE_LINES)) >= 0.95
+    # Control: the same job without the prefetched folder finds no model (offline hub).
+    env = worker_env({**blocked, "RYTHMIQ_MODEL_DIR": str(tmp_path / "empty")})
+    env = {k: v for k, v in env.items() if k != "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"}
+    out = run_worker({**body, "job_id": "job-2"}, env)
+    assert out.returncode == 6 and one_json(out)["error"]["code"] == "model.load_failed"
