@@ -6,9 +6,7 @@ import glob
 import hashlib
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -123,17 +121,6 @@ def _document_id(source: Input) -> str:
         except OSError as exc:
             raise InputError(f"cannot read {str(source)!r}: {exc.strerror or exc}") from exc
     return f"doc-{hashlib.sha256(data).hexdigest()[:16]}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _keyring_for_cli() -> Keyring:
@@ -491,7 +478,8 @@ def decrypt(store_url: str, user_id: str, document_id: str, ext: str | None, out
     plain = decrypt_bytes(
         store.read(key), keyring, EncryptionContext(ids.user_id, ids.document_id, key)
     )
-    _write_atomic(output, plain)
+    # The same temp-file, fsync and rename as any local artifact write.
+    Store.open(str(output.resolve().parent)).write(output.name, plain)
     click.echo(f"decrypted {store.url_for(key)} -> {output} ({len(plain)} bytes)")
     return int(ExitCode.OK)
 

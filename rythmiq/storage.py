@@ -27,7 +27,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import OptionsError, StorageError
@@ -376,9 +376,10 @@ def store_artifacts(
             if on_written is not None:
                 on_written(artifact)
         if marker:
+            # The stored result always names the ids it was stored under, even when the
+            # caller's result did not carry them yet.
             document = {
-                "ids": ids.to_dict(),
-                **result.to_dict(),
+                **replace(result, ids=ids).to_dict(),
                 "artifacts": [a.to_dict() for a in written],
             }
             body = json.dumps(document, indent=2).encode("utf-8")

@@ -26,7 +26,7 @@ import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
 from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -183,7 +183,7 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
                 if name != "total":
                     stages.add(name, t["wall_s"], t["cpu_s"])
             w2, c2 = time.perf_counter(), _cpu()
-            result = _with_ids(result, ids)
+            result = replace(result, ids=ids)
             artifacts = store_artifacts(
                 result,
                 store,
@@ -261,12 +261,6 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
     # Recomputed so the printed figures include the result write.
     job["accounting"] = accounting()
     return code, job
-
-
-def _with_ids(result: rythmiq.ProcessResult, ids: rythmiq.Ids) -> rythmiq.ProcessResult:
-    from dataclasses import replace
-
-    return replace(result, ids=ids)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -252,3 +252,16 @@ def test_traversal_corpus_touches_nothing(tmp_path, s3_env):
         assert store.read_input("input/ok.png") == b"fine"
         assert store.list() == ["input/ok.png"]
     assert secret.read_text() == "private"
+
+
+def test_store_artifacts_records_the_ids_even_when_the_result_lacks_them(tmp_path, keyring):
+    from rythmiq.storage import store_artifacts
+
+    result = process(
+        render_page(width=400, height=500, font_size=20, margin=20), engine=ScriptedEngine()
+    )
+    assert result.ids is None
+    store = Store.open(str(tmp_path))
+    store_artifacts(result, store, IDS, master=b"original", master_ext="png", keyring=keyring)
+    stored = json.loads(store.read("output/user-1/job-1/result.json"))
+    assert stored["ids"] == IDS.to_dict()
