@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import (
+    BatchError,
     CryptoError,
     ExitCode,
     InputError,
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
         Timings,
         process,
     )
+    from rythmiq.batch import BatchProgress, BatchResult, process_many
     from rythmiq.crypto import EncryptionContext
     from rythmiq.keyring import Keyring, load_keyring
     from rythmiq.layout import Ids
@@ -52,6 +54,9 @@ if TYPE_CHECKING:
 # Public names that live in modules needing numpy: imported on first access, so that
 # `import rythmiq` costs only a few milliseconds (measured in benchmarks/bench_core.py).
 _LAZY = {
+    "BatchProgress": "rythmiq.batch",
+    "BatchResult": "rythmiq.batch",
+    "process_many": "rythmiq.batch",
     "LoadedImage": "rythmiq._loading",
     "load_image": "rythmiq._loading",
     "NormalizedImage": "rythmiq._process",
@@ -98,6 +103,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Artifact",
+    "BatchError",
+    "BatchProgress",
+    "BatchResult",
     "CryptoError",
     "EncryptionContext",
     "EngineConfig",
@@ -130,5 +138,6 @@ __all__ = [
     "load_image",
     "load_keyring",
     "process",
+    "process_many",
     "score_quality",
 ]

@@ -9,7 +9,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -23,8 +23,6 @@ from rythmiq._logging import setup_logging
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:
-    from click._termui_impl import ProgressBar
-
     from rythmiq._process import ProcessOptions, ProcessResult
     from rythmiq.keyring import Keyring
     from rythmiq.storage import Store
@@ -163,30 +161,55 @@ def _summary(source: Input, r: ProcessResult) -> str:
 
 
 class _Progress:
-    """A progress bar on stderr for runs over several inputs, only when stderr is a terminal.
+    """A progress line on stderr for runs over several inputs: count, docs/s and ETA.
 
-    stdout carries only results, so a pipe or file never sees the bar. On a terminal the bar
-    line is wiped before each result or log line, and redrawn by the next step.
+    By default it is shown only when stderr is a terminal (``force`` overrides that). stdout
+    carries only results, so a pipe or file never sees it. On a terminal the line is redrawn
+    in place and wiped before each result or log line; elsewhere each step is its own line.
     """
 
-    def __init__(self, total: int) -> None:
-        self._bar: ProgressBar[int] | None = None
-        if total > 1 and sys.stderr.isatty():
-            self._bar = click.progressbar(
-                length=total, label="rythmiq", file=sys.stderr, show_pos=True, show_eta=True
-            )
+    WIDTH = 24
+
+    def __init__(self, total: int, force: bool | None = None) -> None:
+        self._total = total
+        self._t0 = time.monotonic()
+        self._done = 0
+        self._tty = sys.stderr.isatty()
+        self._show = total > 1 and (self._tty if force is None else force)
 
     def __enter__(self) -> _Progress:
-        if self._bar is not None:
-            self._bar.__enter__()
+        self._draw()
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        if self._show and self._tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    def line(self) -> str:
+        """The progress line: bar, count, throughput and ETA."""
+        done, total = self._done, self._total
+        filled = self.WIDTH * done // total if total else self.WIDTH
+        elapsed = time.monotonic() - self._t0
+        rate = done / elapsed if done and elapsed > 0 else 0.0
+        if rate > 0 and done < total:
+            eta = time.strftime("%H:%M:%S", time.gmtime((total - done) / rate))
+        else:
+            eta = "--:--:--"
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        return f"rythmiq [{bar}] {done}/{total}  {rate:.2f} docs/s  ETA {eta}"
+
+    def _draw(self) -> None:
+        if not self._show:
+            return
+        if self._tty:
+            sys.stderr.write("\r\033[K" + self.line())
+        else:
+            sys.stderr.write(self.line() + "\n")
+        sys.stderr.flush()
 
     def clear(self) -> None:
-        if self._bar is not None:
+        if self._show and self._tty:
             sys.stderr.write("\r\033[K")
             sys.stderr.flush()
 
@@ -195,8 +218,8 @@ class _Progress:
         click.echo(text)
 
     def step(self) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
+        self._done += 1
+        self._draw()
 
 
 def _one_line(text: str) -> str:
@@ -242,6 +265,28 @@ def cli(debug: bool) -> None:
 @click.option(
     "--rec-model", metavar="NAME", help="Recognition model (default PP-OCRv5_mobile_rec)."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes, each with its own OCR engine; at most the usable cores.",
+)
+@click.option(
+    "--max-docs-per-worker",
+    type=click.IntRange(min=1),
+    help="Replace a worker process after this many documents (default 200).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="With --workers: seconds one document may take before its worker is killed.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show the progress bar on stderr (default: only when stderr is a terminal).",
+)
 def process(
     paths: tuple[str, ...],
     as_json: bool,
@@ -258,13 +303,21 @@ def process(
     threads: int | None,
     det_model: str | None,
     rec_model: str | None,
+    workers: int,
+    max_docs_per_worker: int | None,
+    timeout: float | None,
+    progress: bool | None,
 ) -> int:
     """Score, normalize and OCR document images.
 
     Each PATH is an image file, a folder (searched recursively for .jpg .jpeg .png .tif .tiff
     .bmp .gif .webp, in sorted order), a glob pattern such as 'scans/**/*.jpg', or a URL
-    (s3://bucket/key.jpg, memory://...). Results go to stdout; a progress bar goes to stderr
-    when it is a terminal.
+    (s3://bucket/key.jpg, memory://...). Results go to stdout, in input order; a progress
+    bar with docs/s and an ETA goes to stderr when it is a terminal.
+
+    With --workers N the inputs are spread over N worker processes (one OCR thread each
+    unless --threads says otherwise); a document whose worker crashes is reported as failed
+    and the others go on.
     """
     from rythmiq._process import ProcessOptions
     from rythmiq._process import process as run_process
@@ -311,26 +364,55 @@ def process(
         ids = Ids(user_id, job, document_id or _document_id(source))
         return {"store": store, "ids": ids, "keyring": keyring}
 
+    if (max_docs_per_worker is not None or timeout is not None) and workers == 1:
+        raise OptionsError("--max-docs-per-worker and --timeout need --workers 2 or more")
+
+    def outcomes() -> Iterator[tuple[Input, ProcessResult | RythmiqError]]:
+        if workers == 1 or len(inputs) == 1:
+            for source in inputs:
+                try:
+                    yield source, run_process(source, options=options, **extra(source))
+                except RythmiqError as exc:
+                    yield source, exc
+            return
+        from rythmiq.batch import DEFAULT_MAX_DOCS_PER_WORKER, process_many
+
+        for item in process_many(
+            inputs,
+            options=options,
+            workers=workers,
+            store=store,
+            ids=(lambda i, _source: extra(inputs[i])["ids"]) if store is not None else None,
+            keyring=keyring,
+            ordered=True,
+            max_docs_per_worker=max_docs_per_worker or DEFAULT_MAX_DOCS_PER_WORKER,
+            timeout=timeout,
+        ):
+            source = inputs[item.index]  # process_many got the list, so indexes match
+            if item.error is not None:
+                yield source, item.error
+            else:
+                assert item.result is not None
+                yield source, item.result
+
     failures = 0
-    with _Progress(len(inputs)) as progress:
-        for source in inputs:
-            try:
-                result = run_process(source, options=options, **extra(source))
-            except RythmiqError as exc:
+    with _Progress(len(inputs), progress) as bar:
+        for source, outcome in outcomes():
+            if isinstance(outcome, RythmiqError):
+                exc = outcome
                 if exc.code.startswith(("model.", "options.")) or len(inputs) == 1:
-                    progress.clear()
-                    raise
+                    bar.clear()
+                    raise exc
                 failures += 1
-                progress.clear()
+                bar.clear()
                 log.error("%s: %s", source, exc)
                 if as_json:
-                    progress.echo(json.dumps({"source": str(source), "error": exc.to_dict()}))
+                    bar.echo(json.dumps({"source": str(source), "error": exc.to_dict()}))
+            elif as_json:
+                bar.echo(json.dumps({"source": str(source), **outcome.to_dict()}))
             else:
-                if as_json:
-                    progress.echo(json.dumps({"source": str(source), **result.to_dict()}))
-                else:
-                    progress.echo(_summary(source, result))
-            progress.step()
+                bar.echo(_summary(source, outcome))
+            bar.step()
     return int(ExitCode.PARTIAL if failures else ExitCode.OK)
 
 

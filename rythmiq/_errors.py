@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "BatchError",
     "CryptoError",
     "ExitCode",
     "InputError",
@@ -119,3 +120,16 @@ class PayloadError(RythmiqError):
 
     code = "payload.invalid"
     exit_code = ExitCode.PAYLOAD
+
+
+class BatchError(RythmiqError):
+    """A document of a batch was lost with its worker process (``batch.*``).
+
+    Codes: ``batch.worker_died`` (the worker process exited or was killed while it held the
+    document, e.g. SIGKILL or the kernel's OOM killer), ``batch.timeout`` (the document took
+    longer than the batch's per-document timeout; its worker was killed), and
+    ``batch.worker_start_failed`` (new worker processes keep dying before their first document).
+    """
+
+    code = "batch.worker_died"
+    exit_code = ExitCode.INTERNAL

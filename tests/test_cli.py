@@ -292,6 +292,7 @@ def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path):
     terminal = b"".join(chunks).decode()
     assert proc.returncode == 0
     assert "3/3" in terminal and "1/3" in terminal
+    assert "docs/s" in terminal and "ETA" in terminal
     lines = proc.stdout.decode().splitlines()
     assert [json.loads(line)["source"] for line in lines] == ["p/1.png", "p/2.png", "p/3.png"]
 

@@ -1,0 +1,656 @@
+"""Many documents on every core: :func:`process_many` over a pool of worker processes.
+
+Each worker process loads its OCR engine once and then takes documents one at a time over a
+pipe, so the parent always knows which document each worker holds. That is what makes the
+failure rules exact:
+
+* a document that fails with a :class:`~rythmiq.RythmiqError` comes back as that document's
+  error; any other exception comes back as an ``internal`` error; nothing is raised;
+* a worker that dies while it holds a document (SIGKILL, the OOM killer, a crash in native
+  code) is replaced, and that one document is reported as ``batch.worker_died``;
+* with ``timeout``, a document that runs too long has its worker killed and replaced, and is
+  reported as ``batch.timeout``;
+* a worker is retired after ``max_docs_per_worker`` documents and a fresh one takes its
+  place, which bounds PaddleOCR's memory growth over long runs.
+
+Only errors that would fail every document are raised: invalid options, and OCR models that
+cannot be loaded (:class:`~rythmiq.ModelError`).
+
+Workers are started with the ``spawn`` method by default (no fork of a process that may hold
+threads or a loaded model). Under ``spawn`` a script that calls :func:`process_many` at
+module level needs the usual ``if __name__ == "__main__":`` guard, and an ``engine_factory``
+must be picklable (a module-level function or class).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import resource
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from multiprocessing import connection
+from multiprocessing.context import BaseContext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rythmiq._errors import BatchError, InputError, ModelError, OptionsError, RythmiqError
+from rythmiq._system import usable_cpus
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+    from multiprocessing.process import BaseProcess
+
+    from rythmiq._loading import Source
+    from rythmiq._process import ProcessOptions, ProcessResult
+    from rythmiq.keyring import Keyring
+    from rythmiq.layout import Ids
+    from rythmiq.ocr import OcrEngine
+    from rythmiq.storage import Store
+
+    IdsSpec = Sequence[Ids] | Callable[[int, Source], Ids] | None
+
+__all__ = [
+    "DEFAULT_MAX_DOCS_PER_WORKER",
+    "BatchProgress",
+    "BatchResult",
+    "EngineFactory",
+    "plan_workers",
+    "process_many",
+]
+
+log = logging.getLogger("rythmiq.batch")
+
+DEFAULT_MAX_DOCS_PER_WORKER = 200
+"""Documents a worker process handles before it is replaced (bounds memory growth)."""
+
+_START_FAILURES_ALLOWED = 3
+
+EngineFactory = Callable[[], "OcrEngine"]
+
+
+# --------------------------------------------------------------------------- result types
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The outcome of one document of a batch: a result or an error, never both.
+
+    Attributes:
+        index: Position of the document in the input sequence.
+        source: The input as text: the path or URL, or ``<bytes N>`` / ``<array HxW>``.
+        result: The :class:`~rythmiq.ProcessResult`, ``None`` when the document failed.
+        error: The typed error, ``None`` when the document succeeded.
+        worker_pid: PID of the worker process that handled it (``None`` if it never ran).
+        worker_rss_mb: Resident memory of that worker right after the document.
+        worker_peak_rss_mb: Peak resident memory of that worker so far.
+        wall_s: Seconds from handing the document to a worker to receiving its outcome.
+    """
+
+    index: int
+    source: str
+    result: ProcessResult | None = None
+    error: RythmiqError | None = None
+    worker_pid: int | None = None
+    worker_rss_mb: float | None = None
+    worker_peak_rss_mb: float | None = None
+    wall_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the document was processed."""
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: ``index``, ``source``, ``ok``, ``error`` and ``result`` dicts."""
+        from rythmiq.storage import redact
+
+        error = None
+        if self.error is not None:
+            error = self.error.to_dict()
+            error["message"] = redact(str(error["message"]))
+        return {
+            "index": self.index,
+            "source": self.source,
+            "ok": self.ok,
+            "error": error,
+            "result": self.result.to_dict() if self.result is not None else None,
+            "worker_pid": self.worker_pid,
+            "worker_rss_mb": self.worker_rss_mb,
+            "worker_peak_rss_mb": self.worker_peak_rss_mb,
+            "wall_s": round(self.wall_s, 6),
+        }
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch stands; passed to ``on_progress`` after every document.
+
+    Attributes:
+        done: Documents finished (succeeded or failed).
+        failed: Documents that failed.
+        total: Documents in the batch, ``None`` when the sources are an iterator of
+            unknown length.
+        elapsed_s: Seconds since the batch started (worker start-up included).
+        last: The document that just finished.
+    """
+
+    done: int
+    failed: int
+    total: int | None
+    elapsed_s: float
+    last: BatchResult
+
+    @property
+    def docs_per_s(self) -> float:
+        """Throughput so far."""
+        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left at the current throughput; ``None`` when unknown."""
+        if self.total is None or self.done == 0:
+            return None
+        return (self.total - self.done) / self.docs_per_s
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_workers(
+    workers: int | None = None, threads: int | None = None, *, cores: int | None = None
+) -> tuple[int, int]:
+    """``(workers, threads_per_worker)`` such that workers x threads <= usable cores.
+
+    ``cores`` defaults to :func:`rythmiq._system.usable_cpus` (CPU affinity and cgroup quota).
+    With neither given, every core gets a worker with one OCR thread, which is the fastest
+    layout for many documents. More workers than cores are reduced to the core count, and
+    threads are reduced to fit; both are logged.
+    """
+    n = usable_cpus() if cores is None else cores
+    for name, value in (("workers", workers), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise OptionsError(f"{name} must be a positive integer, got {value!r}")
+        if value is not None and value < 1:
+            raise OptionsError(f"{name} must be a positive integer, got {value!r}")
+    t = threads or 1
+    w = workers if workers is not None else max(1, n // t)
+    if w > n:
+        log.warning("%d workers asked for but %d usable core(s): using %d", w, n, n)
+        w = n
+    if w * t > n:
+        fitted = max(1, n // w)
+        log.warning(
+            "%d workers x %d threads exceeds %d usable core(s): using %d thread(s) per worker",
+            w,
+            t,
+            n,
+            fitted,
+        )
+        t = fitted
+    return w, t
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source) if not isinstance(source, bytes) else repr(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return f"<bytes {len(source)}>"
+    shape = getattr(source, "shape", None)
+    if shape is not None and len(shape) >= 2:
+        return f"<array {shape[0]}x{shape[1]}>"
+    return f"<{type(source).__name__}>"
+
+
+def _mb(kib: float) -> float:
+    return round(kib / 1024, 1)
+
+
+def _rss_mb() -> tuple[float, float]:
+    """Current and peak resident memory of this process, in MB."""
+    peak = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+        current = round(resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        current = peak
+    return current, peak
+
+
+# --------------------------------------------------------------------------- worker process
+
+
+def _untyped(exc: BaseException) -> RythmiqError:
+    from rythmiq.storage import redact
+
+    return RythmiqError(redact(f"{type(exc).__name__}: {exc}"))
+
+
+def _worker_main(
+    conn: Connection,
+    options: ProcessOptions,
+    engine_factory: EngineFactory | None,
+    store: Store | None,
+    keyring: Keyring | None,
+) -> None:
+    """Body of a worker process: load the engine, then process documents until told to stop."""
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from rythmiq._process import process
+
+    engine: OcrEngine | None = None
+    try:
+        if engine_factory is not None:
+            engine = engine_factory()
+        elif options.ocr:
+            from rythmiq.ocr import PaddleEngine
+
+            engine = PaddleEngine(options.engine_config())
+    except RythmiqError as exc:
+        conn.send(("fatal", exc))
+        return
+    except Exception as exc:
+        conn.send(("fatal", ModelError(f"the OCR engine could not be created: {_untyped(exc)}")))
+        return
+    conn.send(("ready", os.getpid()))
+    try:
+        while True:
+            try:
+                task = conn.recv()
+            except EOFError:  # the parent is gone
+                return
+            if task is None:
+                return
+            index, source, ids = task
+            try:
+                result: ProcessResult | RythmiqError = process(
+                    source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
+                )
+            except RythmiqError as exc:
+                result = exc
+            except Exception as exc:  # a bug or a library failure: this document's error
+                result = _untyped(exc)
+            current, peak = _rss_mb()
+            try:
+                conn.send(("done", index, result, current, peak))
+            except (BrokenPipeError, EOFError):
+                return
+            except Exception as exc:  # the outcome would not pickle
+                conn.send(("done", index, _untyped(exc), current, peak))
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+@dataclass
+class _Worker:
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    pid: int | None = None
+    done: int = 0
+    task: tuple[int, str, float] | None = None  # (index, description, start time)
+
+
+@dataclass
+class _Pool:
+    ctx: BaseContext
+    size: int
+    args: tuple[Any, ...]
+    max_docs: int | None
+    timeout: float | None
+    workers: list[_Worker] = field(default_factory=list)
+    retired: list[BaseProcess] = field(default_factory=list)
+    start_failures: int = 0
+
+    def spawn(self) -> _Worker:
+        parent_end, child_end = self.ctx.Pipe(duplex=True)
+        proc = self.ctx.Process(  # type: ignore[attr-defined]
+            target=_worker_main, args=(child_end, *self.args), name="rythmiq-worker", daemon=True
+        )
+        proc.start()
+        child_end.close()
+        worker = _Worker(proc, parent_end)
+        self.workers.append(worker)
+        return worker
+
+    def retire(self, worker: _Worker, *, kill: bool = False) -> None:
+        self.workers.remove(worker)
+        if kill:
+            worker.process.kill()
+        else:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        worker.conn.close()
+        self.retired.append(worker.process)
+        self.retired = [p for p in self.retired if p.is_alive() or not _reap(p)]
+
+    def shutdown(self) -> None:
+        for worker in list(self.workers):
+            self.retire(worker, kill=worker.task is not None)
+        deadline = time.monotonic() + 10
+        for proc in self.retired:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+            _reap(proc)
+        self.retired.clear()
+
+
+def _reap(proc: BaseProcess) -> bool:
+    try:
+        proc.close()
+    except ValueError:  # still running
+        return False
+    return True
+
+
+def _death(worker: _Worker) -> str:
+    code = worker.process.exitcode
+    if code is None:
+        return "the worker process stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the worker process (pid {worker.pid}) was killed by {name}"
+    return f"the worker process (pid {worker.pid}) exited with status {code}"
+
+
+def process_many(
+    sources: Iterable[Source],
+    *,
+    options: ProcessOptions | None = None,
+    workers: int | None = None,
+    store: Store | str | None = None,
+    ids: IdsSpec = None,
+    keyring: Keyring | None = None,
+    ordered: bool = False,
+    max_docs_per_worker: int | None = DEFAULT_MAX_DOCS_PER_WORKER,
+    timeout: float | None = None,
+    on_progress: Callable[[BatchProgress], None] | None = None,
+    engine_factory: EngineFactory | None = None,
+    start_method: str = "spawn",
+) -> Iterator[BatchResult]:
+    """Process many documents on a pool of worker processes; yield each as it finishes.
+
+    Args:
+        sources: Paths, URLs (read by the worker that takes the document), encoded bytes or
+            arrays, as for :func:`rythmiq.process`. May be a lazy iterator: only a few
+            documents per worker are taken ahead.
+        options: :class:`~rythmiq.ProcessOptions` for every document. ``options.threads`` is
+            the OCR threads per worker (default 1, see :func:`plan_workers`).
+        workers: Worker processes; default: usable cores // threads per worker. Workers x
+            threads never exceed the usable cores (CPU affinity and cgroup quota).
+        store: A :class:`~rythmiq.storage.Store` or store URL to write every document's
+            artifacts to; needs ``ids``. ``memory://`` stores are refused: they live inside
+            one process.
+        ids: The :class:`~rythmiq.layout.Ids` of each document: a sequence parallel to
+            ``sources``, or a function ``(index, source) -> Ids`` called in this process.
+        keyring: Keyring for the encrypted masters; with a store and none given,
+            :func:`rythmiq.load_keyring` finds one here, before any worker starts.
+        ordered: Yield in input order instead of completion order (finished documents wait
+            for the ones before them).
+        max_docs_per_worker: Replace a worker after this many documents; ``None`` never.
+        timeout: Seconds one document may take on its worker (engine start-up excluded);
+            past it the worker is killed and the document reported as ``batch.timeout``.
+        on_progress: Called with a :class:`BatchProgress` after every document, in this
+            process.
+        engine_factory: A picklable callable returning the :class:`~rythmiq.ocr.OcrEngine`
+            each worker uses; default: a :class:`~rythmiq.PaddleEngine` for
+            ``options.engine_config()``, created once per worker.
+        start_method: The multiprocessing start method, ``"spawn"`` (default),
+            ``"forkserver"`` or ``"fork"``.
+
+    Yields:
+        One :class:`BatchResult` per source, exactly once each.
+
+    Raises:
+        OptionsError: An argument is invalid.
+        ModelError: The OCR engine cannot be created in the workers.
+        CryptoError: A store was given and no keyring can be found.
+        BatchError: ``batch.worker_start_failed``: workers keep dying before they start.
+    """
+    import multiprocessing
+
+    from rythmiq._process import ProcessOptions
+
+    opts = options if options is not None else ProcessOptions()
+    if not isinstance(opts, ProcessOptions):
+        raise OptionsError(f"options must be a ProcessOptions, got {type(opts).__name__}")
+    if max_docs_per_worker is not None and (
+        isinstance(max_docs_per_worker, bool)
+        or not isinstance(max_docs_per_worker, int)
+        or max_docs_per_worker < 1
+    ):
+        raise OptionsError(
+            f"max_docs_per_worker must be a positive integer or None, got {max_docs_per_worker!r}"
+        )
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise OptionsError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if start_method not in multiprocessing.get_all_start_methods():
+        raise OptionsError(
+            f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
+            f"got {start_method!r}"
+        )
+    total = len(sources) if isinstance(sources, Sequence) else None
+    if total is not None and workers is None:
+        workers = min(total, plan_workers(None, opts.threads)[0]) or 1
+    n_workers, threads = plan_workers(workers, opts.threads)
+    if threads != opts.threads:
+        from dataclasses import replace
+
+        opts = replace(opts, threads=threads)
+    store_obj = _open_store(store)
+    if store_obj is not None:
+        if ids is None:
+            raise OptionsError("ids (a sequence or a function of (index, source)) is needed")
+        if keyring is None:
+            from rythmiq.keyring import load_keyring
+
+            keyring = load_keyring().keyring
+    elif ids is not None:
+        raise OptionsError("ids are only used with a store")
+    if isinstance(ids, Sequence) and total is not None and len(ids) != total:
+        raise OptionsError(f"got {len(ids)} ids for {total} sources")
+    return _run(
+        iter(sources),
+        total=total,
+        pool=_Pool(
+            multiprocessing.get_context(start_method),
+            n_workers,
+            (opts, engine_factory, store_obj, keyring),
+            max_docs_per_worker,
+            float(timeout) if timeout is not None else None,
+        ),
+        ids=ids,
+        ordered=ordered,
+        on_progress=on_progress,
+    )
+
+
+def _open_store(store: Store | str | None) -> Store | None:
+    if store is None:
+        return None
+    from rythmiq.storage import Store
+
+    obj = Store.open(store) if isinstance(store, str) else store
+    if not isinstance(obj, Store):
+        raise OptionsError(f"store must be a Store or a URL, got {type(store).__name__}")
+    if "memory" in ((obj.fs.protocol,) if isinstance(obj.fs.protocol, str) else obj.fs.protocol):
+        raise OptionsError("a memory:// store lives in one process; use a folder or s3:// URL")
+    return obj
+
+
+def _ids_for(ids: IdsSpec, index: int, source: Source) -> Ids | None:
+    if ids is None:
+        return None
+    if callable(ids):
+        return ids(index, source)
+    return ids[index]
+
+
+def _run(
+    sources: Iterator[Source],
+    *,
+    total: int | None,
+    pool: _Pool,
+    ids: IdsSpec,
+    ordered: bool,
+    on_progress: Callable[[BatchProgress], None] | None,
+) -> Iterator[BatchResult]:
+    t0 = time.monotonic()
+    pending: deque[tuple[int, Source]] = deque()
+    exhausted = False
+    next_index = 0
+    done = failed = 0
+    held: dict[int, BatchResult] = {}  # finished, waiting for their turn when ordered
+    next_out = 0
+
+    def refill() -> None:
+        nonlocal exhausted, next_index
+        while not exhausted and len(pending) < 2 * pool.size:
+            try:
+                pending.append((next_index, next(sources)))
+            except StopIteration:
+                exhausted = True
+            else:
+                next_index += 1
+
+    def finish(outcome: BatchResult) -> list[BatchResult]:
+        nonlocal done, failed, next_out
+        done += 1
+        failed += not outcome.ok
+        if on_progress is not None:
+            on_progress(BatchProgress(done, failed, total, time.monotonic() - t0, outcome))
+        if not ordered:
+            return [outcome]
+        held[outcome.index] = outcome
+        out = []
+        while next_out in held:
+            out.append(held.pop(next_out))
+            next_out += 1
+        return out
+
+    try:
+        refill()
+        while pending or any(w.task is not None for w in pool.workers):
+            # Hand documents to idle workers.
+            for worker in list(pool.workers):
+                if not (worker.ready and worker.task is None):
+                    continue
+                if pool.max_docs is not None and worker.done >= pool.max_docs:
+                    pool.retire(worker)
+                    continue
+                if not pending:
+                    continue
+                index, source = pending.popleft()
+                refill()
+                try:
+                    doc_ids = _ids_for(ids, index, source)
+                except RythmiqError as exc:
+                    yield from finish(BatchResult(index, _describe(source), error=exc))
+                    continue
+                try:
+                    worker.conn.send((index, source, doc_ids))
+                except (OSError, EOFError):  # the worker died while idle: try another
+                    pending.appendleft((index, source))
+                    pool.retire(worker, kill=True)
+                    continue
+                except Exception as exc:  # the source cannot be sent to a process
+                    error = InputError(
+                        f"cannot hand this source to a worker process: {_untyped(exc)}",
+                        code="input.unsupported",
+                    )
+                    yield from finish(BatchResult(index, _describe(source), error=error))
+                    continue
+                worker.task = (index, _describe(source), time.monotonic())
+            # Keep the pool at its size while there is work no starting worker will take.
+            starting = sum(not w.ready for w in pool.workers)
+            while len(pool.workers) < pool.size and len(pending) > starting:
+                pool.spawn()
+                starting += 1
+            busy = [w for w in pool.workers if w.task is not None or not w.ready]
+            if not busy:
+                continue
+            wait_for: list[Any] = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            deadline = None
+            if pool.timeout is not None:
+                starts = [w.task[2] for w in busy if w.task is not None]
+                if starts:
+                    deadline = max(0.0, min(starts) + pool.timeout - time.monotonic())
+            ready = set(connection.wait(wait_for, deadline))
+            for worker in busy:
+                outcome = _collect(pool, worker, ready)
+                if outcome is not None:
+                    yield from finish(outcome)
+    finally:
+        pool.shutdown()
+
+
+def _collect(pool: _Pool, worker: _Worker, ready: set[Any]) -> BatchResult | None:
+    """Read what ``worker`` has to say, or notice that it died or overran its time."""
+    message: Any = None
+    if worker.conn in ready or worker.process.sentinel in ready:
+        try:
+            if worker.conn.poll():
+                message = worker.conn.recv()
+        except (EOFError, OSError):
+            message = None
+    if message is not None:
+        kind = message[0]
+        if kind == "ready":
+            worker.ready, worker.pid = True, message[1]
+            pool.start_failures = 0
+            return None
+        if kind == "fatal":
+            raise message[1]
+        _, index, outcome, rss, peak = message
+        assert worker.task is not None and worker.task[0] == index
+        _, description, started = worker.task
+        worker.task = None
+        worker.done += 1
+        wall = time.monotonic() - started
+        if isinstance(outcome, RythmiqError):
+            return BatchResult(index, description, None, outcome, worker.pid, rss, peak, wall)
+        return BatchResult(index, description, outcome, None, worker.pid, rss, peak, wall)
+    if worker.process.sentinel in ready or not worker.process.is_alive():
+        worker.process.join(1)
+        reason = _death(worker)
+        pool.retire(worker, kill=True)
+        if worker.task is None:  # died while loading its engine
+            pool.start_failures += 1
+            if pool.start_failures >= _START_FAILURES_ALLOWED:
+                raise BatchError(
+                    f"{pool.start_failures} worker processes died before their first document; "
+                    f"last: {reason}",
+                    code="batch.worker_start_failed",
+                )
+            return None
+        index, description, started = worker.task
+        log.error("document %d (%s) lost: %s", index, description, reason)
+        error = BatchError(f"{reason} while processing this document", code="batch.worker_died")
+        return BatchResult(
+            index, description, None, error, worker.pid, None, None, time.monotonic() - started
+        )
+    if worker.task is not None and pool.timeout is not None:
+        index, description, started = worker.task
+        elapsed = time.monotonic() - started
+        if elapsed >= pool.timeout:
+            log.error("document %d (%s) timed out after %.1f s", index, description, elapsed)
+            pool.retire(worker, kill=True)
+            error = BatchError(
+                f"the document took longer than {pool.timeout:g} s; its worker was killed",
+                code="batch.timeout",
+            )
+            return BatchResult(index, description, None, error, worker.pid, None, None, elapsed)
+    return None
