@@ -61,6 +61,7 @@ __all__ = [
     "EngineFactory",
     "plan_workers",
     "process_many",
+    "run_document",
 ]
 
 log = logging.getLogger("rythmiq.batch")
@@ -230,6 +231,33 @@ def _untyped(exc: BaseException) -> RythmiqError:
     return RythmiqError(redact(f"{type(exc).__name__}: {exc}"))
 
 
+def run_document(
+    source: Source,
+    *,
+    options: ProcessOptions,
+    engine: OcrEngine | None,
+    store: Store | None,
+    ids: Ids | None,
+    keyring: Keyring | None,
+) -> ProcessResult | RythmiqError:
+    """The per-document function of every batch backend: a result or a typed error.
+
+    It never raises for a document's problem: a :class:`~rythmiq.RythmiqError` is returned
+    as is, and any other exception (a bug, a library failure) becomes an ``internal`` error
+    whose message names the exception type, with secrets redacted.
+    """
+    from rythmiq._process import process
+
+    try:
+        return process(
+            source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
+        )
+    except RythmiqError as exc:
+        return exc
+    except Exception as exc:
+        return _untyped(exc)
+
+
 def _worker_main(
     conn: Connection,
     options: ProcessOptions,
@@ -240,8 +268,6 @@ def _worker_main(
     """Body of a worker process: load the engine, then process documents until told to stop."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from rythmiq._process import process
-
     engine: OcrEngine | None = None
     try:
         if engine_factory is not None:
@@ -266,14 +292,9 @@ def _worker_main(
             if task is None:
                 return
             index, source, ids = task
-            try:
-                result: ProcessResult | RythmiqError = process(
-                    source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
-                )
-            except RythmiqError as exc:
-                result = exc
-            except Exception as exc:  # a bug or a library failure: this document's error
-                result = _untyped(exc)
+            result = run_document(
+                source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
+            )
             current, peak = _rss_mb()
             try:
                 conn.send(("done", index, result, current, peak))
@@ -478,6 +499,37 @@ def process_many(
     )
 
 
+class Collector:
+    """Counts finished documents, reports progress, and restores input order if asked."""
+
+    def __init__(
+        self,
+        total: int | None,
+        ordered: bool,
+        on_progress: Callable[[BatchProgress], None] | None,
+    ) -> None:
+        self.total, self.ordered, self.on_progress = total, ordered, on_progress
+        self.t0 = time.monotonic()
+        self.done = self.failed = self.next_out = 0
+        self.held: dict[int, BatchResult] = {}  # finished, waiting for their turn
+
+    def finish(self, outcome: BatchResult) -> list[BatchResult]:
+        """Record ``outcome``; return the results that may be yielded now."""
+        self.done += 1
+        self.failed += not outcome.ok
+        if self.on_progress is not None:
+            elapsed = time.monotonic() - self.t0
+            self.on_progress(BatchProgress(self.done, self.failed, self.total, elapsed, outcome))
+        if not self.ordered:
+            return [outcome]
+        self.held[outcome.index] = outcome
+        out = []
+        while self.next_out in self.held:
+            out.append(self.held.pop(self.next_out))
+            self.next_out += 1
+        return out
+
+
 def _open_store(store: Store | str | None) -> Store | None:
     if store is None:
         return None
@@ -508,13 +560,11 @@ def _run(
     ordered: bool,
     on_progress: Callable[[BatchProgress], None] | None,
 ) -> Iterator[BatchResult]:
-    t0 = time.monotonic()
     pending: deque[tuple[int, Source]] = deque()
     exhausted = False
     next_index = 0
-    done = failed = 0
-    held: dict[int, BatchResult] = {}  # finished, waiting for their turn when ordered
-    next_out = 0
+    collector = Collector(total, ordered, on_progress)
+    finish = collector.finish
 
     def refill() -> None:
         nonlocal exhausted, next_index
@@ -525,21 +575,6 @@ def _run(
                 exhausted = True
             else:
                 next_index += 1
-
-    def finish(outcome: BatchResult) -> list[BatchResult]:
-        nonlocal done, failed, next_out
-        done += 1
-        failed += not outcome.ok
-        if on_progress is not None:
-            on_progress(BatchProgress(done, failed, total, time.monotonic() - t0, outcome))
-        if not ordered:
-            return [outcome]
-        held[outcome.index] = outcome
-        out = []
-        while next_out in held:
-            out.append(held.pop(next_out))
-            next_out += 1
-        return out
 
     try:
         refill()
