@@ -35,3 +35,10 @@ def bench(session: nox.Session) -> None:
     """The core benchmark at one thread (uses ../shared/data/dev when present)."""
     session.install("-e", ".[dev]")
     session.run("python", "benchmarks/bench_core.py", "--threads", "1", *session.posargs)
+
+
+@nox.session(name="bench-batch")
+def bench_batch(session: nox.Session) -> None:
+    """Batch throughput at 1 and 2 workers, Dask overhead and a 300-document RSS soak."""
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/bench_batch.py", "--soak", "300", *session.posargs)

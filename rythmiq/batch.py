@@ -355,7 +355,8 @@ class _Pool:
 
     def shutdown(self) -> None:
         for worker in list(self.workers):
-            self.retire(worker, kill=worker.task is not None)
+            # Idle workers stop cleanly; busy or still-loading ones have nothing to keep.
+            self.retire(worker, kill=worker.task is not None or not worker.ready)
         deadline = time.monotonic() + 10
         for proc in self.retired:
             proc.join(max(0.0, deadline - time.monotonic()))

@@ -17,12 +17,15 @@ from conftest import PAGE_LINES, render_page
 from PIL import Image
 
 from rythmiq import BatchError, Ids, ModelError, OptionsError, ProcessOptions, process_many
+from rythmiq._system import usable_cpus
 from rythmiq.batch import BatchProgress, plan_workers
 from rythmiq.keyring import Keyring
 from rythmiq.metrics import word_f1
 from rythmiq.storage import Store
 
 FAST = ProcessOptions(preview_size=64)
+# run_batch asks for 2 workers; plan_workers cuts that to the usable cores.
+WORKERS = min(2, usable_cpus())
 RYTHMIQ = (sys.executable, "-m", "rythmiq")
 
 
@@ -98,7 +101,7 @@ def test_n_in_n_out_without_duplicates():
     assert_exactly_once(results, 60)
     assert all(r.ok for r in results)
     assert_read_back(results)
-    assert len({r.worker_pid for r in results}) == 2
+    assert len({r.worker_pid for r in results}) == WORKERS
     assert all(r.worker_rss_mb and r.worker_peak_rss_mb >= r.worker_rss_mb * 0.5 for r in results)
 
 
@@ -238,7 +241,7 @@ def test_stopping_early_stops_the_workers():
         [page_png(i) for i in range(50)], options=FAST, workers=2, engine_factory=command_engine
     )
     assert next(batch).ok
-    assert len(multiprocessing.active_children()) == 2
+    assert len(multiprocessing.active_children()) == WORKERS
     batch.close()
     assert multiprocessing.active_children() == []
 
@@ -264,6 +267,24 @@ def test_every_document_is_stored(tmp_path):
         assert all(store.exists(k) for k in keys)
         # One flat output folder per job: these documents share the job, so use per-doc ids.
     assert (store_dir / "master/user-1/doc-5/master.png.enc").is_file()
+
+
+def test_s3_urls_are_read_by_the_workers(s3_env):
+    import s3fs
+
+    from rythmiq.storage import s3_storage_options
+
+    fs = s3fs.S3FileSystem(**s3_storage_options())
+    urls = []
+    for i in range(5):
+        fs.pipe_file(f"{s3_env['bucket']}/input/p{i}.png", page_png(i))
+        urls.append(f"s3://{s3_env['bucket']}/input/p{i}.png")
+    urls.append(f"s3://{s3_env['bucket']}/input/missing.png")
+    results = run_batch(urls, ordered=True)
+    assert [r.source for r in results] == urls
+    assert all(r.ok for r in results[:5])
+    assert_read_back(results[:5])
+    assert results[5].error.code == "storage.not_found"
 
 
 def test_a_bad_id_fails_only_its_document(tmp_path):

@@ -55,6 +55,21 @@ def test_order_completeness_and_one_engine_per_worker(client):
     assert len(again) == 2
 
 
+def test_the_nanny_malloc_setting_is_undone_on_the_workers(client):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which makes PaddleOCR ~3x slower."""
+    import platform
+
+    run(client, [page_png(0)])
+    env = client.run(lambda: __import__("os").environ.get("MALLOC_TRIM_THRESHOLD_"))
+    tuned = client.run(lambda dask_worker: dask_worker.plugins[PLUGIN_NAME].malloc_tuned)
+    if platform.libc_ver()[0] != "glibc" or set(env.values()) == {None}:
+        pytest.skip("needs glibc and Dask's nanny environment")
+    assert set(tuned.values()) == {True}
+    run(client, [page_png(0)], tune_malloc=False)
+    tuned = client.run(lambda dask_worker: dask_worker.plugins[PLUGIN_NAME].malloc_tuned)
+    assert set(tuned.values()) == {False}
+
+
 def test_unordered_results_and_poisoned_documents(client):
     sources = [page_png(i) for i in range(12)]
     sources[2] = page_png(2, RAISE)
