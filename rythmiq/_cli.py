@@ -216,6 +216,8 @@ class _Progress:
     def echo(self, text: str) -> None:
         self.clear()
         click.echo(text)
+        if self._show and self._tty:
+            self._draw()
 
     def step(self) -> None:
         self._done += 1
@@ -367,13 +369,15 @@ def process(
     if (max_docs_per_worker is not None or timeout is not None) and workers == 1:
         raise OptionsError("--max-docs-per-worker and --timeout need --workers 2 or more")
 
-    def outcomes() -> Iterator[tuple[Input, ProcessResult | RythmiqError]]:
+    def outcomes(bar: _Progress) -> Iterator[tuple[Input, ProcessResult | RythmiqError]]:
+        """Each input's result or error, in input order; steps the progress line."""
         if workers == 1 or len(inputs) == 1:
             for source in inputs:
                 try:
                     yield source, run_process(source, options=options, **extra(source))
                 except RythmiqError as exc:
                     yield source, exc
+                bar.step()
             return
         from rythmiq.batch import DEFAULT_MAX_DOCS_PER_WORKER, process_many
 
@@ -387,6 +391,8 @@ def process(
             ordered=True,
             max_docs_per_worker=max_docs_per_worker or DEFAULT_MAX_DOCS_PER_WORKER,
             timeout=timeout,
+            # Progress counts documents as they finish, even those held back for order.
+            on_progress=lambda _progress: bar.step(),
         ):
             source = inputs[item.index]  # process_many got the list, so indexes match
             if item.error is not None:
@@ -397,7 +403,7 @@ def process(
 
     failures = 0
     with _Progress(len(inputs), progress) as bar:
-        for source, outcome in outcomes():
+        for source, outcome in outcomes(bar):
             if isinstance(outcome, RythmiqError):
                 exc = outcome
                 if exc.code.startswith(("model.", "options.")) or len(inputs) == 1:
@@ -412,7 +418,6 @@ def process(
                 bar.echo(json.dumps({"source": str(source), **outcome.to_dict()}))
             else:
                 bar.echo(_summary(source, outcome))
-            bar.step()
     return int(ExitCode.PARTIAL if failures else ExitCode.OK)
 
 

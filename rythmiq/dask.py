@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rythmiq._errors import BatchError, ModelError, OptionsError, RythmiqError
+from rythmiq._errors import BatchError, OptionsError, RythmiqError
 from rythmiq.batch import (
     BatchProgress,
     BatchResult,
@@ -54,10 +54,7 @@ try:
     from distributed import Client, WorkerPlugin, as_completed, get_worker
     from distributed.client import Future
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ModelError(
-        "rythmiq.dask needs Dask distributed: pip install 'rythmiq[dask]'",
-        code="model.missing_dependency",
-    ) from exc
+    raise ImportError("rythmiq.dask needs Dask distributed: pip install 'rythmiq[dask]'") from exc
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
