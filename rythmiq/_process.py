@@ -218,6 +218,14 @@ class NormalizedImage:
             "sha256": hashlib.sha256(self.data).hexdigest(),
         }
 
+    def __repr__(self) -> str:
+        from rythmiq._html import format_bytes
+
+        return (
+            f"NormalizedImage({self.width}x{self.height} @{self.dpi:g}dpi, "
+            f"JPEG q{self.jpeg_quality}, {format_bytes(len(self.data))})"
+        )
+
 
 @dataclass(frozen=True)
 class Preview:
@@ -235,6 +243,11 @@ class Preview:
             "bytes": len(self.data),
             "sha256": hashlib.sha256(self.data).hexdigest(),
         }
+
+    def __repr__(self) -> str:
+        from rythmiq._html import format_bytes
+
+        return f"Preview({self.width}x{self.height}, {format_bytes(len(self.data))})"
 
 
 @dataclass(frozen=True)
@@ -312,6 +325,27 @@ class ProcessResult:
     def to_json(self, **kwargs: Any) -> str:
         """:meth:`to_dict` as JSON text; keyword arguments go to :func:`json.dumps`."""
         return json.dumps(self.to_dict(), **kwargs)
+
+    def __repr__(self) -> str:
+        from rythmiq._html import format_bytes
+
+        q, img = self.quality, self.image
+        if self.ocr is not None:
+            n = len(self.ocr.lines)
+            ocr = f"{n} line{'s' if n != 1 else ''}"
+        else:
+            ocr = f"skipped ({str(self.ocr_skipped_reason)[:20]})"
+        return (
+            f"ProcessResult(quality={q.score:.2f} {'PASS' if q.passed else 'FAIL'}, "
+            f"image={img.width}x{img.height} @{img.dpi:g}dpi {format_bytes(len(img.data))}, "
+            f"ocr={ocr}, {self.timings.total.wall_s:.2f} s)"
+        )
+
+    def _repr_html_(self) -> str:
+        """Rich display in Jupyter: thumbnail with OCR boxes, quality, image, text, timings."""
+        from rythmiq._html import process_result_html
+
+        return process_result_html(self)
 
 
 class _Clock:

@@ -25,7 +25,7 @@ How it maps onto Dask:
   ``batch.worker_died``.
 
 Run workers with one thread each (``dask worker ... --nthreads 1``), one worker process per
-core, and recycle them with ``--lifetime`` to bound memory growth; see docs/dask.md.
+core, and recycle them with ``--lifetime`` to bound memory growth; see docs/batch.md.
 """
 
 from __future__ import annotations

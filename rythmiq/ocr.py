@@ -136,6 +136,20 @@ class OcrResult:
             "lines": [line.to_dict() for line in self.lines],
         }
 
+    def __repr__(self) -> str:
+        n = len(self.lines)
+        engine = self.engine if len(self.engine) <= 60 else self.engine[:57] + "..."
+        return (
+            f"OcrResult({n} line{'s' if n != 1 else ''}, confidence={self.confidence:.2f}, "
+            f"{self.width}x{self.height}, engine={engine!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Rich display in Jupyter: a table of the lines, confidences coloured as in viz."""
+        from rythmiq._html import ocr_result_html
+
+        return ocr_result_html(self)
+
 
 def _rows(lines: Iterable[OcrLine]) -> list[list[OcrLine]]:
     """Group lines into rows, top to bottom; each row sorted left to right.

@@ -379,6 +379,12 @@ class QualityReport:
         d["analysis_size"] = list(self.analysis_size)
         return d
 
+    def _repr_html_(self) -> str:
+        """Rich display in Jupyter: score against threshold, a bar per metric, reasons."""
+        from rythmiq._html import quality_report_html
+
+        return quality_report_html(self)
+
 
 def score_quality(
     image: NDArray[np.uint8],
