@@ -1,4 +1,4 @@
-"""nox sessions: tests, lint, typecheck, bench, docs.  Run `nox -l` to list them."""
+"""nox sessions: tests, fuzz, lint, typecheck, bench, docs.  Run `nox -l` to list them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,29 @@ def tests(session: nox.Session) -> None:
     """The whole test suite, real PaddleOCR included (pass `-- -m "not integration"` to skip)."""
     session.install("-e", ".[dev]")
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """The hypothesis fuzz tests, long: 5000 cases per property (`-- N` for another count).
+
+    Prints the outcome table (cases by result or error code) and writes it as JSON to
+    .nox/fuzz*/tmp/fuzz-report.json.
+    """
+    session.install("-e", ".[dev]")
+    examples = session.posargs[0] if session.posargs else "5000"
+    report = f"{session.create_tmp()}/fuzz-report.json"
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_fuzz.py",
+        "-q",
+        "-s",
+        "-p",
+        "no:cacheprovider",
+        env={"RYTHMIQ_FUZZ_EXAMPLES": examples, "RYTHMIQ_FUZZ_REPORT": report},
+    )
 
 
 @nox.session(python=PYTHON)

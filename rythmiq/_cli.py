@@ -134,12 +134,17 @@ def _keyring_for_cli() -> Keyring:
     return loaded.keyring
 
 
+def _shown(source: Input) -> str:
+    """An input as printed: a presigned URL's signature or a URL's credentials blanked."""
+    return redact(str(source))
+
+
 def _summary(source: Input, r: ProcessResult) -> str:
     q, im = r.quality, r.image
     verdict = "PASS" if q.passed else "FAIL"
     reasons = f" ({', '.join(q.reasons)})" if q.reasons else ""
     lines = [
-        f"{source}",
+        _shown(source),
         f"  quality  {q.score:.2f} {verdict}{reasons}  threshold {q.threshold:.2f}  "
         f"sharpness {q.sharpness:.2f}  exposure {q.exposure:.2f}",
         f"  image    {im.width}x{im.height} at {im.dpi:g} dpi ({im.dpi_source}), "
@@ -413,9 +418,10 @@ def process(
                 bar.clear()
                 log.error("%s: %s", source, exc)
                 if as_json:
-                    bar.echo(json.dumps({"source": str(source), "error": exc.to_dict()}))
+                    error = {**exc.to_dict(), "message": redact(exc.message)}
+                    bar.echo(json.dumps({"source": _shown(source), "error": error}))
             elif as_json:
-                bar.echo(json.dumps({"source": str(source), **outcome.to_dict()}))
+                bar.echo(json.dumps({"source": _shown(source), **outcome.to_dict()}))
             else:
                 bar.echo(_summary(source, outcome))
     return int(ExitCode.PARTIAL if failures else ExitCode.OK)

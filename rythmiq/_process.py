@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import OptionsError
-from rythmiq._loading import DEFAULT_MAX_PIXELS, Source, load_image
+from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, Source, load_image
 from rythmiq.layout import Ids, master_extension
 from rythmiq.normalize import (
     PAGE_SIZES,
@@ -84,6 +84,8 @@ class ProcessOptions:
         rec_model_dir: Explicit recognition model directory.
         threads: OCR threads; ``None`` means ``$RYTHMIQ_THREADS`` or the usable cores.
         max_pixels: Refuse larger inputs before decoding them.
+        max_input_bytes: Refuse encoded inputs over this many bytes before reading more of
+            them (200 MiB by default; not applied to arrays).
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -103,6 +105,7 @@ class ProcessOptions:
     rec_model_dir: str | None = None
     threads: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -135,8 +138,13 @@ class ProcessOptions:
             raise OptionsError(f"preview_size must be >= 16, got {self.preview_size}")
         if self.threads is not None:
             resolve_threads(self.threads)  # validates
-        if self.max_pixels < 1:
-            raise OptionsError(f"max_pixels must be >= 1, got {self.max_pixels}")
+        for name in ("max_pixels", "max_input_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)  # JSON Schema counts 1e8 as an integer
+                object.__setattr__(self, name, value)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
 
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` these options ask for."""
@@ -486,8 +494,10 @@ def process(
             if isinstance(source, str) and "://" in source and not source.startswith("file://"):
                 from rythmiq.storage import read_url
 
-                source = read_url(source)
-            loaded = load_image(source, max_pixels=opts.max_pixels)
+                source = read_url(source, max_bytes=opts.max_input_bytes)
+            loaded = load_image(
+                source, max_pixels=opts.max_pixels, max_input_bytes=opts.max_input_bytes
+            )
         pixels = loaded.pixels
         with clock.stage("quality"):
             report = score_quality(pixels, threshold=opts.threshold)

@@ -19,9 +19,19 @@ from rythmiq._errors import OptionsError, PayloadError, StorageError
 from rythmiq._process import ProcessOptions
 from rythmiq.layout import Ids, validate_id, validate_input_key
 
-__all__ = ["MAX_PAYLOAD_BYTES", "SUPPORTED_VERSIONS", "DocumentSpec", "Payload", "parse_payload"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PAYLOAD_BYTES",
+    "SUPPORTED_VERSIONS",
+    "DocumentSpec",
+    "Payload",
+    "parse_payload",
+]
 
 MAX_PAYLOAD_BYTES = 1 << 20
+# A valid payload nests 3 levels (payload -> documents -> document, or -> options -> box); a limit
+# far below Python's recursion limit keeps the schema validator and error messages safe.
+MAX_DEPTH = 16
 SUPPORTED_VERSIONS = (1,)
 # Output stores a payload may name. Other fsspec protocols (http, ftp, ssh...) are refused:
 # a payload must not be able to point the worker at arbitrary systems.
@@ -102,17 +112,43 @@ def _check_output(url: str) -> None:
         )
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's parser accepts NaN and Infinity; JSON (and every other parser) does not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON (a scalar is 0), without recursion; stops past the limit."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level + 1)
+            if level + 1 <= MAX_DEPTH:  # deeper than the limit need not be walked
+                stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
 def parse_payload(text: str | bytes) -> Payload:
     """Parse and validate a payload.
 
     Raises:
         PayloadError: ``payload.empty``, ``payload.too_large`` (over 1 MiB),
-            ``payload.malformed`` (not JSON, or not an object), ``payload.version``
-            (missing or unsupported version), ``payload.invalid`` (fails the schema),
+            ``payload.malformed`` (not UTF-8 JSON, or not an object; ``NaN`` and
+            ``Infinity`` are not JSON), ``payload.version``
+            (missing or unsupported version), ``payload.invalid`` (fails the schema, or
+            nests deeper than :data:`MAX_DEPTH`),
             ``payload.invalid_id``, ``payload.invalid_input``, ``payload.invalid_output``,
             ``payload.duplicate_document``. Messages say which field is wrong.
     """
-    raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    try:
+        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    except UnicodeEncodeError as exc:  # a str holding lone surrogates
+        raise PayloadError(
+            f"payload is not valid Unicode: {exc.reason}", code="payload.malformed"
+        ) from None
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise PayloadError(
             f"payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES}",
@@ -123,11 +159,20 @@ def parse_payload(text: str | bytes) -> Payload:
             "payload is empty: send the job JSON on stdin or with --payload", code="payload.empty"
         )
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise PayloadError(
+            "payload is not valid JSON: nested too deeply", code="payload.malformed"
+        ) from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        # ValueError also covers json.JSONDecodeError and integers over Python's digit limit.
         raise PayloadError(f"payload is not valid JSON: {exc}", code="payload.malformed") from None
     if not isinstance(data, dict):
         raise PayloadError("payload must be a JSON object", code="payload.malformed")
+    if _depth(data) > MAX_DEPTH:
+        raise PayloadError(
+            f"payload nests more than {MAX_DEPTH} levels deep", code="payload.invalid"
+        )
     version = data.get("version")
     if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
         raise PayloadError(

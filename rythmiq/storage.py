@@ -12,7 +12,10 @@ S3-compatible settings come only from the environment (never from code or payloa
 - ``SPACES_KEY`` / ``SPACES_SECRET``: DigitalOcean Spaces credentials; when unset,
   ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``); when those are
   unset too, botocore's own credential chain;
-- ``RYTHMIQ_S3_MAX_ATTEMPTS``: botocore attempts, adaptive retry mode (default 10).
+- ``RYTHMIQ_S3_MAX_ATTEMPTS``: attempts per request, first one included, in botocore's
+  adaptive retry mode (default 10). Throttling (``503 SlowDown``), 5xx answers, timeouts and
+  dropped connections are retried with exponential backoff; this is the whole budget (s3fs's
+  own retry loop, which would multiply it, is turned off on every S3 store rythmiq opens).
 
 Checksums are set to ``when_required`` (boto3 >= 1.36 otherwise sends CRC32 headers that
 several S3-compatible stores reject) and signatures to SigV4.
@@ -25,10 +28,12 @@ import json
 import logging
 import os
 import posixpath
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from rythmiq._errors import OptionsError, StorageError
 from rythmiq.layout import ArtifactKind, Ids, artifact_key, validate_input_key
@@ -61,14 +66,42 @@ SECRET_ENV_VARS = (
 _S3_PROTOCOLS = ("s3", "s3a")
 
 
+# A signature, credential or session token in a presigned URL's query (SigV4 and SigV2) or in
+# an Authorization header: the name stays, the value goes, up to the next "&" or separator.
+# The URL may itself be URL-encoded inside another one ("%3D" for "=", "%26" for "&").
+_SIGNED_PARAM = re.compile(
+    r"(?<![A-Za-z0-9_])((?:X-Amz-)?(?:Signature|Credential|Security-Token)|AWSAccessKeyId)"
+    r"(=|%3D)(?:(?!%26)[^&\s'\"<>,;#)\]}])+",
+    re.IGNORECASE,
+)
+# The userinfo of a URL (``s3://key:secret@bucket``, ``https://user:pass@host``, a token as
+# the user name): everything between "scheme://" and the "@" before the host. A password
+# may hold a raw "/" (AWS secret keys do, and people paste them unencoded); a "/" before
+# any ":" ends the authority, so ``s3://bucket/key@2x.png`` is left alone.
+_URL_USERINFO = re.compile(
+    r"\b([A-Za-z][A-Za-z0-9+.-]*://)(?:[^/?#@:\s'\"<>]*:[^?#@\s'\"<>]*|[^/?#@:\s'\"<>]+)@"
+)
+
+
 def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """``text`` with the value of every secret environment variable replaced by ``***``."""
+    """``text`` with secrets replaced by ``***``.
+
+    Blanked: the value of every secret environment variable (:data:`SECRET_ENV_VARS`), also
+    URL-encoded; signatures, credentials and session tokens of presigned URLs and
+    Authorization headers (``X-Amz-Signature=``, ``X-Amz-Credential=``,
+    ``X-Amz-Security-Token=``, ``Signature=``, ``Credential=``, ``AWSAccessKeyId=``); and the
+    userinfo of URLs (``s3://key:secret@bucket`` becomes ``s3://***@bucket``).
+    """
     env = os.environ if environ is None else environ
     for name in SECRET_ENV_VARS:
         value = env.get(name)
         if value and len(value) >= 4:
             text = text.replace(value, "***")
-    return text
+            encoded = quote(value, safe="")
+            if encoded != value:
+                text = text.replace(encoded, "***")
+    text = _SIGNED_PARAM.sub(r"\1\2***", text)
+    return _URL_USERINFO.sub(r"\1***@", text)
 
 
 def s3_storage_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -102,7 +135,7 @@ def s3_storage_options(environ: Mapping[str, str] | None = None) -> dict[str, An
         "signature_version": "s3v4",
         "request_checksum_calculation": "when_required",
         "response_checksum_validation": "when_required",
-        "retries": {"max_attempts": max(1, attempts), "mode": "adaptive"},
+        "retries": {"total_max_attempts": max(1, attempts), "mode": "adaptive"},
     }
     return opts
 
@@ -136,11 +169,28 @@ class Artifact:
         }
 
 
+def _has_userinfo(url: str) -> bool:
+    if "://" not in url:
+        return False
+    try:
+        return "@" in urlsplit(url).netloc
+    except ValueError:  # e.g. an unbalanced "[" in the host: fsspec reports it
+        return False
+
+
 def _fsspec_open(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
     import fsspec
     from fsspec.core import split_protocol
 
     protocol = split_protocol(url)[0] or "file"
+    if _has_userinfo(url):
+        # fsspec would log in with them; they would also sit in logs, shell history and
+        # job specs. Credentials come from the environment only.
+        raise StorageError(
+            f"credentials in URLs are not accepted ({redact(url)}); set SPACES_KEY and "
+            "SPACES_SECRET (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in the environment",
+            code="storage.invalid_url",
+        )
     options = dict(storage_options or {})
     if protocol in _S3_PROTOCOLS:
         options = {**s3_storage_options(), **options}
@@ -151,24 +201,45 @@ def _fsspec_open(url: str, storage_options: Mapping[str, Any] | None) -> tuple[A
             "pip install s3fs" if protocol in _S3_PROTOCOLS else f"install the {protocol} backend"
         )
         raise StorageError(
-            f"no storage backend for {protocol}:// URLs: {exc}; {hint}",
+            redact(f"no storage backend for {protocol}:// URLs: {exc}; {hint}"),
             code="storage.backend_missing",
         ) from exc
     except ValueError as exc:
-        raise StorageError(f"cannot open store {url!r}: {exc}", code="storage.invalid_url") from exc
-    return fs, str(path)
+        raise StorageError(
+            redact(f"cannot open store {url!r}: {exc}"), code="storage.invalid_url"
+        ) from exc
+    return _one_retry_layer(fs), str(path)
+
+
+def _one_retry_layer(fs: Any) -> Any:
+    """``fs``, with s3fs's own retry loop reduced to a single try (other backends: as is).
+
+    s3fs wraps every botocore call in a loop of its own (5 tries) that retries SlowDown and
+    connection errors again after botocore has spent its attempts, so the real budget would
+    be 5 x ``RYTHMIQ_S3_MAX_ATTEMPTS`` and a dead endpoint would hold a job for minutes.
+    botocore alone retries, as configured by :func:`s3_storage_options`. The setting is an
+    attribute, not a constructor argument, so it is applied again after unpickling.
+    """
+    protocol = fs.protocol
+    names = (protocol,) if isinstance(protocol, str) else tuple(protocol)
+    if any(name in _S3_PROTOCOLS for name in names) and hasattr(fs, "retries"):
+        fs.retries = 1
+    return fs
 
 
 def _translate(exc: BaseException, action: str, url: str) -> StorageError:
+    # Redacted here, at the source: a URL may be presigned, and a backend's message may
+    # quote credentials or request signatures.
     if isinstance(exc, StorageError):
         return exc
     if isinstance(exc, FileNotFoundError):
-        return StorageError(f"{url} does not exist", code="storage.not_found")
+        return StorageError(redact(f"{url} does not exist"), code="storage.not_found")
     if isinstance(exc, PermissionError):
-        return StorageError(f"permission denied to {action} {url}", code="storage.permission")
-    detail = redact(f"{type(exc).__name__}: {exc}")
+        return StorageError(
+            redact(f"permission denied to {action} {url}"), code="storage.permission"
+        )
     code = "storage.write_failed" if action in ("write", "delete") else "storage.read_failed"
-    return StorageError(f"could not {action} {url}: {detail}", code=code)
+    return StorageError(redact(f"could not {action} {url}: {type(exc).__name__}: {exc}"), code=code)
 
 
 class Store:
@@ -180,9 +251,14 @@ class Store:
     """
 
     def __init__(self, fs: Any, root: str, url: str) -> None:
-        self.fs = fs
+        self.fs = _one_retry_layer(fs)
         self.root = root.rstrip("/")
         self.url = url
+
+    def __reduce__(self) -> tuple[type[Store], tuple[Any, str, str]]:
+        # A store sent to a batch worker process is rebuilt through __init__, which applies
+        # the retry setting again to the file system fsspec recreates there.
+        return (type(self), (self.fs, self.root, self.url))
 
     @classmethod
     def open(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Store:
@@ -193,7 +269,8 @@ class Store:
 
         Raises:
             StorageError: ``storage.backend_missing`` with an install hint when the protocol's
-                backend is not installed, or ``storage.invalid_url``.
+                backend is not installed, or ``storage.invalid_url`` (also for a URL with
+                credentials in it, ``s3://key:secret@bucket``: they come from the environment).
         """
         if not isinstance(url, str) or not url:
             raise OptionsError(f"store URL must be a non-empty string, got {url!r}")
@@ -290,17 +367,49 @@ class Store:
         return f"Store({self.url!r})"
 
 
-def read_url(url: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
+def read_url(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    max_bytes: int | None = None,
+) -> bytes:
     """Read one object by URL (``s3://bucket/input/x.jpg``, ``memory://...``, a path).
 
+    Args:
+        url: The object's URL.
+        storage_options: fsspec options overriding the environment's.
+        max_bytes: Refuse a larger object, from its listed size before the download, and
+            never read more than ``max_bytes + 1`` bytes of it.
+
     Raises:
-        StorageError: ``storage.not_found``, ``storage.read_failed`` or a backend error.
+        InputError: ``input.too_large`` when the object is over ``max_bytes``.
+        StorageError: ``storage.not_found``, ``storage.read_failed``, ``storage.invalid_url``
+            (credentials in the URL) or a backend error. Messages are redacted.
     """
+    from rythmiq._errors import InputError
+
     fs, path = _fsspec_open(url, storage_options)
+
+    def too_large(size: int | str) -> InputError:
+        return InputError(
+            redact(f"{url} is {size} bytes, over the {max_bytes}-byte input limit"),
+            code="input.too_large",
+        )
+
     try:
-        return bytes(fs.cat_file(path))
+        if max_bytes is None:
+            return bytes(fs.cat_file(path))
+        size = fs.size(path)
+        if size is not None and size > max_bytes:
+            raise too_large(size)
+        data = bytes(fs.cat_file(path, start=0, end=max_bytes + 1))
+    except InputError:
+        raise
     except Exception as exc:
         raise _translate(exc, "read", url) from exc
+    if len(data) > max_bytes:
+        raise too_large(f"more than {max_bytes}")
+    return data
 
 
 def store_artifacts(

@@ -227,7 +227,7 @@ def test_s3_options_come_from_the_environment():
     cfg = opts["config_kwargs"]
     assert cfg["request_checksum_calculation"] == "when_required"
     assert cfg["response_checksum_validation"] == "when_required"
-    assert cfg["retries"] == {"max_attempts": 10, "mode": "adaptive"}
+    assert cfg["retries"] == {"total_max_attempts": 10, "mode": "adaptive"}
     del env["SPACES_KEY"], env["SPACES_SECRET"]
     assert s3_storage_options(env)["key"] == "aws-key"
     assert "key" not in s3_storage_options({})
@@ -265,3 +265,110 @@ def test_store_artifacts_records_the_ids_even_when_the_result_lacks_them(tmp_pat
     store_artifacts(result, store, IDS, master=b"original", master_ext="png", keyring=keyring)
     stored = json.loads(store.read("output/user-1/job-1/result.json"))
     assert stored["ids"] == IDS.to_dict()
+
+
+SIGNED = (
+    "https://bucket.nyc3.digitaloceanspaces.com/input/scan.png"
+    "?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIAEXAMPLE%2F20261128%2Fnyc3%2Fs3%2Faws4_request"
+    "&X-Amz-Date=20261128T120000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
+    "&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE%2B%2Ftoken"
+    "&X-Amz-Signature=0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            SIGNED,
+            "https://bucket.nyc3.digitaloceanspaces.com/input/scan.png"
+            "?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***"
+            "&X-Amz-Date=20261128T120000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host"
+            "&X-Amz-Security-Token=***&X-Amz-Signature=***",
+        ),
+        (  # SigV2 presigned URLs
+            "https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIAEXAMPLE&Expires=1&Signature=a%2Bb%3D",
+            "https://b.s3.amazonaws.com/k?AWSAccessKeyId=***&Expires=1&Signature=***",
+        ),
+        (  # an Authorization header, as botocore's debug log prints it
+            "'Authorization': b'AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261128/nyc3/s3/"
+            "aws4_request, SignedHeaders=host;x-amz-date, Signature=0f1e2d'",
+            "'Authorization': b'AWS4-HMAC-SHA256 Credential=***, "
+            "SignedHeaders=host;x-amz-date, Signature=***'",
+        ),
+        (
+            'x-amz-signature=abc and "X-Amz-Signature": x',
+            'x-amz-signature=*** and "X-Amz-Signature": x',
+        ),
+        (  # a presigned URL quoted inside another URL's query
+            "next=https%3A%2F%2Fh%2Fk%3FX-Amz-Signature%3Dabc123%26X-Amz-Date%3D1",
+            "next=https%3A%2F%2Fh%2Fk%3FX-Amz-Signature%3D***%26X-Amz-Date%3D1",
+        ),
+        ("s3://AKIAEXAMPLE:wJalr/XUtnFEMI+K7MDENG@bucket/key", "s3://***@bucket/key"),
+        ("s3://AKIAEXAMPLE:wJalr%2FXUtnFEMI@bucket/key", "s3://***@bucket/key"),
+        ("https://user:pass@host:8443/path?q=1", "https://***@host:8443/path?q=1"),
+        ("https://ghp_token123@github.com/o/r.git", "https://***@github.com/o/r.git"),
+        ("error at 'http://u:p@h/x' (retry)", "error at 'http://***@h/x' (retry)"),
+        # Left alone: no secret there.
+        ("s3://bucket/scans/page@2x.png", "s3://bucket/scans/page@2x.png"),
+        ("mail ops@example.com about s3://bucket/x", "mail ops@example.com about s3://bucket/x"),
+        (
+            "SignedHeaders=host;x-amz-date X-Amz-Date=1",
+            "SignedHeaders=host;x-amz-date X-Amz-Date=1",
+        ),
+        ("NoSignature=1 the Credentials=2", "NoSignature=1 the Credentials=2"),
+    ],
+)
+def test_redact_blanks_url_signatures_and_credentials(text, expected):
+    assert redact(text, {}) == expected
+
+
+def test_redact_blanks_secret_values_also_url_encoded():
+    env = {"SPACES_SECRET": "wJalr/XUtnFEMI+K7MDENG", "SPACES_KEY": "abc"}  # too short to blank
+    text = "a wJalr/XUtnFEMI+K7MDENG b wJalr%2FXUtnFEMI%2BK7MDENG c abc"
+    assert redact(text, env) == "a *** b *** c abc"
+
+
+def test_storage_errors_are_redacted_at_the_source():
+    url = f"memory://rythmiq-redact-{os.getpid()}/missing.png?X-Amz-Signature=deadbeef42"
+    with pytest.raises(StorageError) as exc:
+        read_url(url)
+    assert exc.value.code == "storage.not_found"
+    assert "deadbeef42" not in str(exc.value) and "X-Amz-Signature=***" in exc.value.message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://AKIAEXAMPLE:secret-value@bucket/prefix",
+        "s3://token-only@bucket/prefix",
+        "https://user:secret-value@127.0.0.1:9/scan.png",
+    ],
+)
+def test_credentials_in_urls_are_refused_before_any_io(url):
+    for call in (Store.open, read_url):
+        with pytest.raises(StorageError) as exc:
+            call(url)
+        assert exc.value.code == "storage.invalid_url"
+        assert "secret-value" not in str(exc.value) and "token-only" not in str(exc.value)
+        assert "SPACES_KEY" in exc.value.message  # says where credentials go instead
+
+
+def test_read_url_refuses_an_object_over_the_byte_limit_before_downloading(s3_env):
+    import s3fs
+
+    from rythmiq import InputError
+    from rythmiq._process import ProcessOptions, process
+    from rythmiq.storage import read_url, s3_storage_options
+
+    fs = s3fs.S3FileSystem(**s3_storage_options())
+    url = f"s3://{s3_env['bucket']}/input/big.bin"
+    fs.pipe_file(url, b"x" * 5000)
+    assert read_url(url, max_bytes=5000) == b"x" * 5000
+    with pytest.raises(InputError) as info:
+        read_url(url, max_bytes=4999)
+    assert info.value.code == "input.too_large" and "4999-byte" in info.value.message
+    with pytest.raises(InputError) as info:
+        process(url, options=ProcessOptions(max_input_bytes=1024))
+    assert info.value.code == "input.too_large"
