@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import resource
 from pathlib import Path
 
-__all__ = ["usable_cpus"]
+__all__ = ["rss_mb", "usable_cpus"]
 
 
 def _cgroup_cpu_limit() -> float | None:
@@ -38,3 +39,14 @@ def usable_cpus() -> int:
     if limit is not None:
         n = min(n, max(1, math.floor(limit)))
     return max(1, n)
+
+
+def rss_mb() -> tuple[float, float]:
+    """Current and peak resident memory of this process, in MB (peak from ``getrusage``)."""
+    peak = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+        current = round(resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        current = peak
+    return current, peak

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import resource
 import signal
 import time
 from collections import deque
@@ -35,11 +34,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import connection
 from multiprocessing.context import BaseContext
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import BatchError, InputError, ModelError, OptionsError, RythmiqError
-from rythmiq._system import usable_cpus
+from rythmiq._system import rss_mb, usable_cpus
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -207,21 +205,6 @@ def _describe(source: Any) -> str:
     return f"<{type(source).__name__}>"
 
 
-def _mb(kib: float) -> float:
-    return round(kib / 1024, 1)
-
-
-def _rss_mb() -> tuple[float, float]:
-    """Current and peak resident memory of this process, in MB."""
-    peak = _mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-        current = round(resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-    except (OSError, ValueError, IndexError):
-        current = peak
-    return current, peak
-
-
 # --------------------------------------------------------------------------- worker process
 
 
@@ -295,7 +278,7 @@ def _worker_main(
             result = run_document(
                 source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
             )
-            current, peak = _rss_mb()
+            current, peak = rss_mb()
             try:
                 conn.send(("done", index, result, current, peak))
             except (BrokenPipeError, EOFError):
@@ -591,10 +574,11 @@ def _run(
                     continue
                 index, source = pending.popleft()
                 refill()
+                description = _describe(source)
                 try:
                     doc_ids = _ids_for(ids, index, source)
                 except RythmiqError as exc:
-                    yield from finish(BatchResult(index, _describe(source), error=exc))
+                    yield from finish(BatchResult(index, description, error=exc))
                     continue
                 try:
                     worker.conn.send((index, source, doc_ids))
@@ -607,9 +591,9 @@ def _run(
                         f"cannot hand this source to a worker process: {_untyped(exc)}",
                         code="input.unsupported",
                     )
-                    yield from finish(BatchResult(index, _describe(source), error=error))
+                    yield from finish(BatchResult(index, description, error=error))
                     continue
-                worker.task = (index, _describe(source), time.monotonic())
+                worker.task = (index, description, time.monotonic())
             # Keep the pool at its size while there is work no starting worker will take.
             starting = sum(not w.ready for w in pool.workers)
             while len(pool.workers) < pool.size and len(pending) > starting:

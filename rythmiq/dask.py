@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import BatchError, OptionsError, RythmiqError
+from rythmiq._system import rss_mb
 from rythmiq.batch import (
     BatchProgress,
     BatchResult,
@@ -45,7 +46,6 @@ from rythmiq.batch import (
     EngineFactory,
     _describe,
     _ids_for,
-    _rss_mb,
     _untyped,
     run_document,
 )
@@ -220,7 +220,7 @@ def _task(index: int, source: Source, ids: Ids | None) -> BatchResult:
         ids=ids,
         keyring=plugin.keyring,
     )
-    current, peak = _rss_mb()
+    current, peak = rss_mb()
     wall = time.monotonic() - t0
     error = outcome if isinstance(outcome, RythmiqError) else None
     result = None if isinstance(outcome, RythmiqError) else outcome

@@ -32,6 +32,7 @@ from typing import Any  # noqa: E402
 
 import rythmiq  # noqa: E402
 from rythmiq._errors import ExitCode, InputError, RythmiqError  # noqa: E402
+from rythmiq._system import rss_mb  # noqa: E402
 
 _T_RYTHMIQ_IMPORTED = time.time()
 
@@ -63,10 +64,6 @@ def _process_start_epoch() -> float | None:
 def _cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
-
-
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 @dataclass
@@ -245,7 +242,7 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
             "job": {"wall_s": round(job_wall, 6), "cpu_s": round(_cpu(), 6)},
             "documents": {"wall_s": round(docs_wall, 6), "cpu_s": round(docs_cpu, 6)},
             "stages": stages.to_dict(),
-            "peak_rss_mb": _peak_rss_mb(),
+            "peak_rss_mb": rss_mb()[1],
             "efficiency": round(docs_wall / job_wall, 4) if job_wall > 0 else 0.0,
         }
 
