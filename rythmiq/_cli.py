@@ -23,13 +23,15 @@ from rythmiq._logging import setup_logging
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:
-    from rythmiq._process import ProcessOptions, ProcessResult
+    from rythmiq._process import PageResult, ProcessOptions, ProcessResult
     from rythmiq.keyring import Keyring
     from rythmiq.storage import Store
 
 log = logging.getLogger("rythmiq.cli")
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".pdf"}
+)
 
 # An input is a local path, or a URL string that rythmiq.process reads through fsspec.
 Input = Path | str
@@ -139,29 +141,55 @@ def _shown(source: Input) -> str:
     return redact(str(source))
 
 
-def _summary(source: Input, r: ProcessResult) -> str:
-    q, im = r.quality, r.image
+def _page_summary(page: PageResult, indent: str) -> list[str]:
+    q, im = page.quality, page.image
     verdict = "PASS" if q.passed else "FAIL"
     reasons = f" ({', '.join(q.reasons)})" if q.reasons else ""
     lines = [
-        _shown(source),
-        f"  quality  {q.score:.2f} {verdict}{reasons}  threshold {q.threshold:.2f}  "
+        f"{indent}quality  {q.score:.2f} {verdict}{reasons}  threshold {q.threshold:.2f}  "
         f"sharpness {q.sharpness:.2f}  exposure {q.exposure:.2f}",
-        f"  image    {im.width}x{im.height} at {im.dpi:g} dpi ({im.dpi_source}), "
+        f"{indent}image    {im.width}x{im.height} at {im.dpi:g} dpi ({im.dpi_source}), "
         f"JPEG q{im.jpeg_quality}, {len(im.data) / 1024:.0f} KiB",
     ]
-    t = r.timings
-    if r.ocr is None:
-        lines.append(f"  ocr      skipped ({r.ocr_skipped_reason})")
+    o = page.orientation
+    if o is not None and (o.rotation or "deskewed" in im.corrections):
+        turned = [f"rotated {o.rotation} deg"] if o.rotation else []
+        if "deskewed" in im.corrections:
+            turned.append(f"deskewed {o.skew:+.1f} deg")
+        lines.append(f"{indent}upright  {', '.join(turned)}")
+    if page.ocr is None:
+        lines.append(f"{indent}ocr      skipped ({page.ocr_skipped_reason})")
     else:
         lines.append(
-            f"  ocr      {len(r.ocr.lines)} lines, mean confidence {r.ocr.confidence:.2f}, "
-            f"{t.ocr.wall_s:.2f} s"
+            f"{indent}ocr      {len(page.ocr.lines)} lines, mean confidence "
+            f"{page.ocr.confidence:.2f}, {page.timings.ocr.wall_s:.2f} s"
         )
+    return lines
+
+
+def _summary(source: Input, r: ProcessResult) -> str:
+    lines = [_shown(source)]
+    if r.page_count == 1:
+        lines.extend(_page_summary(r.pages[0], "  "))
+    else:
+        failed = sum(not p.quality.passed for p in r.pages)
+        verdict = "all pages PASS" if not failed else f"{failed} page(s) FAIL"
+        lines.append(f"  {r.page_count} pages ({r.source_format}), quality: {verdict}")
+        for page in r.pages:
+            lines.append(f"  page {page.index + 1}")
+            lines.extend(_page_summary(page, "    "))
+    t = r.timings
     lines.append(f"  time     {t.total.wall_s:.2f} s wall, {t.total.cpu_s:.2f} s CPU")
-    if r.ocr is not None and r.ocr.text:
+    for artifact in r.artifacts:
+        if artifact.kind in ("text", "hocr", "pdf"):
+            lines.append(f"  {artifact.kind:<8} {redact(artifact.url)}")
+    text = r.text
+    if text:
         lines.append("  text:")
-        lines.extend(f"    {line}" for line in r.ocr.text.splitlines())
+        for number, page_text in enumerate(text.split("\f"), start=1):
+            if r.page_count > 1:
+                lines.append(f"    --- page {number} ---")
+            lines.extend(f"    {line}" for line in page_text.splitlines())
     return "\n".join(lines)
 
 
@@ -294,6 +322,25 @@ def cli(debug: bool) -> None:
     default=None,
     help="Show the progress bar on stderr (default: only when stderr is a terminal).",
 )
+@click.option("--pdf", "want_pdf", is_flag=True, help="With --out: store a searchable PDF.")
+@click.option("--hocr", "want_hocr", is_flag=True, help="With --out: store hOCR (text.hocr).")
+@click.option(
+    "--txt",
+    "want_txt",
+    is_flag=True,
+    help="With --out: store the plain text (text.txt). The default when no output is named.",
+)
+@click.option(
+    "--rotate/--no-rotate",
+    default=True,
+    show_default=True,
+    help="Detect pages turned 90/180/270 degrees and turn them upright.",
+)
+@click.option(
+    "--deskew/--no-deskew", default=True, show_default=True, help="Straighten small skew."
+)
+@click.option("--pdf-dpi", type=float, help="DPI PDF pages are rendered at (default 300).")
+@click.option("--max-pages", type=click.IntRange(min=1), help="Page limit (default 200).")
 def process(
     paths: tuple[str, ...],
     as_json: bool,
@@ -314,17 +361,29 @@ def process(
     max_docs_per_worker: int | None,
     timeout: float | None,
     progress: bool | None,
+    want_pdf: bool,
+    want_hocr: bool,
+    want_txt: bool,
+    rotate: bool,
+    deskew: bool,
+    pdf_dpi: float | None,
+    max_pages: int | None,
 ) -> int:
-    """Score, normalize and OCR document images.
+    """Score, normalize and OCR document images and PDFs.
 
-    Each PATH is an image file, a folder (searched recursively for .jpg .jpeg .png .tif .tiff
-    .bmp .gif .webp, in sorted order), a glob pattern such as 'scans/**/*.jpg', or a URL
-    (s3://bucket/key.jpg, memory://...). Results go to stdout, in input order; a progress
-    bar with docs/s and an ETA goes to stderr when it is a terminal.
+    Each PATH is an image or PDF file, a folder (searched recursively for .jpg .jpeg .png
+    .tif .tiff .bmp .gif .webp .pdf, in sorted order), a glob pattern such as
+    'scans/**/*.jpg', or a URL (s3://bucket/key.jpg, memory://...). Results go to stdout,
+    in input order; a progress bar with docs/s and an ETA goes to stderr when it is a
+    terminal.
 
     With --workers N the inputs are spread over N worker processes (one OCR thread each
     unless --threads says otherwise); a document whose worker crashes is reported as failed
     and the others go on.
+
+    A PDF or multi-page TIFF is one document: every page is scored, turned upright and
+    read, and with --out each page gets its own normalized image under pages/NNNN/. --pdf,
+    --hocr and --txt choose the document outputs stored next to them (default: --txt).
     """
     from rythmiq._process import ProcessOptions
     from rythmiq._process import process as run_process
@@ -337,8 +396,16 @@ def process(
         "threads": threads,
         "det_model": det_model,
         "rec_model": rec_model,
+        "pdf_dpi": pdf_dpi,
+        "max_pages": max_pages,
     }
     kwargs: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    kwargs["rotate"], kwargs["deskew"] = rotate, deskew
+    named = [name for name, on in (("txt", want_txt), ("hocr", want_hocr), ("pdf", want_pdf)) if on]
+    if named:
+        if out is None:
+            raise OptionsError("--pdf, --hocr and --txt write files: give --out DIR|URL")
+        kwargs["outputs"] = tuple(named)
     if no_ocr:
         kwargs["ocr"] = False
     if skip_ocr_on_fail:

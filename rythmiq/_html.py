@@ -366,6 +366,12 @@ def _image_body(result: ProcessResult) -> str:
         f"{img.encodes} encode{'s' if img.encodes != 1 else ''}{budget}",
         f"original {ow}&times;{oh} px; corrections: {corrections}",
     ]
+    orientation = result.pages[0].orientation
+    if orientation is not None:
+        lines.append(
+            f"upright: turned {orientation.rotation}&deg; clockwise, skew "
+            f"{orientation.skew:+.2f}&deg; {_muted(f'({escape(orientation.method)})')}"
+        )
     src = escape(result.source_format) if result.source_format else "array"
     source = f"source {src}"
     if result.source_sha256:
@@ -399,7 +405,7 @@ def _image_body(result: ProcessResult) -> str:
 def _timings_body(timings: Timings) -> str:
     total = timings.total.wall_s
     rows = [_tr([_th("stage"), _th("", _CELL), _th("wall s", _NUM), _th("CPU s", _NUM)])]
-    for name in ("load", "quality", "normalize", "ocr", "total"):
+    for name in ("load", "quality", "orient", "normalize", "ocr", "total"):
         t = getattr(timings, name)
         share = t.wall_s / total if total > 0 else 0.0
         rows.append(
@@ -423,8 +429,17 @@ def process_result_html(result: ProcessResult) -> str:
         else _ocr_skipped(result.ocr_skipped_reason)
     )
     left = f'<div style="flex:0 1 {THUMBNAIL_SIZE}px;min-width:200px">{_thumbnail(result)}</div>'
+    document = ""
+    if result.page_count > 1:
+        passing = sum(p.quality.passed for p in result.pages)
+        document = (
+            f"<div><b>{result.page_count} pages</b>, {passing} of {result.page_count} pass "
+            f"the quality gate. {_muted('Showing page 1; see result.pages for the others.')}"
+            "</div>"
+        )
     right = (
         '<div style="flex:1 1 380px;min-width:300px">'
+        + document
         + _quality_body(result.quality)
         + _image_body(result)
         + ocr

@@ -51,6 +51,7 @@ our pixel limit replaces) are captured during decoding and logged at DEBUG on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -60,6 +61,7 @@ import re
 import stat
 import struct
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
@@ -376,38 +378,45 @@ def _ifd_entries(data: bytes, offset: int, order: str, big: bool) -> int | None:
 
 def _tiff_frames(data: bytes, label: str) -> int:
     """Check the first IFD (size, strips, EXIF and GPS IFDs) and count the IFDs (pages)."""
+    return max(len(tiff_ifds(data, label, check=1)), 1)
+
+
+def tiff_ifds(data: bytes, label: str, *, check: int) -> list[int]:
+    """Offsets of a TIFF's IFDs (its pages), up to :data:`FRAME_COUNT_LIMIT`.
+
+    The first ``check`` IFDs are checked as the first always is (entries, strips, EXIF and
+    GPS IFDs), raising ``input.too_large``; the chain stops at a loop or a bad offset.
+    """
     layout = _tiff_layout(data)
     if layout is None:
-        return 1
+        return []
     order, big, offset = layout
     head, entry, value_fmt = (8, 20, "Q") if big else (2, 12, "I")
     link = struct.calcsize(value_fmt)
     seen: set[int] = set()
-    frames = 0
-    while frames < FRAME_COUNT_LIMIT and offset not in seen:
+    offsets: list[int] = []
+    while len(offsets) < FRAME_COUNT_LIMIT and offset not in seen:
         entries = _ifd_entries(data, offset, order, big)
         if entries is None:
             break
         seen.add(offset)
-        if frames == 0:
-            _check_first_ifd(data, label, offset, entries, order, big)
-        frames += 1
+        if len(offsets) < check:
+            _check_ifd(data, label, offset, entries, order, big)
+        offsets.append(offset)
         at = offset + head + entries * entry
         if at + link > len(data):
             break
         offset = struct.unpack_from(order + value_fmt, data, at)[0]
-    return max(frames, 1)
+    return offsets
 
 
-def _check_first_ifd(
-    data: bytes, label: str, offset: int, entries: int, order: str, big: bool
-) -> None:
+def _check_ifd(data: bytes, label: str, offset: int, entries: int, order: str, big: bool) -> None:
     # Pillow parses the first IFD entry by entry in Python, builds one tile per strip, and
     # while loading also parses the EXIF and GPS IFDs that the first IFD points to.
     head, entry, value_fmt = (8, 20, "Q") if big else (2, 12, "I")
     link = struct.calcsize(value_fmt)
     if entries > MAX_HEADER_UNITS:
-        raise _too_large(label, f"is a TIFF whose first IFD has {entries} entries, over the limit")
+        raise _too_large(label, f"is a TIFF with an IFD of {entries} entries, over the limit")
     for k in range(entries):
         at = offset + head + k * entry
         if at + entry > len(data):
@@ -719,6 +728,54 @@ def _decode(
     return pixels, fmt, mode, dpi, orientation, frames
 
 
+@contextlib.contextmanager
+def decoding(label: str, data: bytes) -> Iterator[None]:
+    """Map whatever a decoder raises on a hostile file to :class:`~rythmiq.InputError`.
+
+    Pillow's warnings raised inside are captured and logged at DEBUG.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        except InputError:
+            raise
+        except Image.DecompressionBombError as exc:
+            # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS inside Image.open, before
+            # our own check; that limit is process-global, so it is the caller's to raise.
+            raise InputError(
+                f"{label} is a decompression bomb or over Pillow's pixel limit: {exc} "
+                "(to accept such images, raise PIL.Image.MAX_IMAGE_PIXELS as well as "
+                "max_pixels)",
+                code="input.too_large",
+            ) from exc
+        except UnidentifiedImageError as exc:
+            kind = _image_kind(data)
+            if kind is not None:
+                raise InputError(
+                    f"{label} looks like a {kind} image but is corrupt or truncated"
+                ) from exc
+            raise InputError(
+                f"{label} is not a supported image; it looks like {_describe(data)} "
+                f"(supported formats: {', '.join(SUPPORTED_FORMATS)}, and PDF documents)",
+                code="input.unsupported",
+            ) from exc
+        except MemoryError as exc:
+            raise InputError(
+                f"{label} needs more memory to decode than is available; lower max_pixels "
+                "or give the process more memory",
+                code="input.too_large",
+            ) from exc
+        except _DECODE_ERRORS as exc:
+            raise InputError(f"{label} is corrupt or truncated: {exc}") from exc
+        finally:
+            for warning in caught:
+                if not issubclass(warning.category, Image.DecompressionBombWarning):
+                    log.debug("%s: Pillow warned: %s", label, warning.message)
+
+
 def load_image(
     source: Source,
     *,
@@ -761,49 +818,16 @@ def load_image(
         return LoadedImage(pixels, None, mode, None, 1, 1, 0, digest)
 
     data, label = _read_source(source, max_input_bytes)
+    return decode_bytes(data, label, max_pixels=max_pixels)
+
+
+def decode_bytes(data: bytes, label: str, *, max_pixels: int) -> LoadedImage:
+    """:func:`load_image` for bytes already read (``label`` names them in messages)."""
     if not data:
         raise InputError(f"{label} is empty (0 bytes)", code="input.empty")
 
-    from PIL import Image, UnidentifiedImageError
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            pixels, fmt, mode, dpi, orientation, frames = _decode(data, label, max_pixels)
-        except InputError:
-            raise
-        except Image.DecompressionBombError as exc:
-            # Pillow refuses images over 2 x Image.MAX_IMAGE_PIXELS inside Image.open, before
-            # our own check; that limit is process-global, so it is the caller's to raise.
-            raise InputError(
-                f"{label} is a decompression bomb or over Pillow's pixel limit: {exc} "
-                "(to accept such images, raise PIL.Image.MAX_IMAGE_PIXELS as well as "
-                "max_pixels)",
-                code="input.too_large",
-            ) from exc
-        except UnidentifiedImageError as exc:
-            kind = _image_kind(data)
-            if kind is not None:
-                raise InputError(
-                    f"{label} looks like a {kind} image but is corrupt or truncated"
-                ) from exc
-            raise InputError(
-                f"{label} is not a supported image; it looks like {_describe(data)} "
-                f"(supported formats: {', '.join(SUPPORTED_FORMATS)})",
-                code="input.unsupported",
-            ) from exc
-        except MemoryError as exc:
-            raise InputError(
-                f"{label} needs more memory to decode than is available; lower max_pixels "
-                "or give the process more memory",
-                code="input.too_large",
-            ) from exc
-        except _DECODE_ERRORS as exc:
-            raise InputError(f"{label} is corrupt or truncated: {exc}") from exc
-        finally:
-            for warning in caught:
-                if not issubclass(warning.category, Image.DecompressionBombWarning):
-                    log.debug("%s: Pillow warned: %s", label, warning.message)
+    with decoding(label, data):
+        pixels, fmt, mode, dpi, orientation, frames = _decode(data, label, max_pixels)
     pixels = apply_orientation(pixels, orientation)
     digest = hashlib.sha256(data).hexdigest()
     return LoadedImage(pixels, fmt, mode, dpi, orientation, frames, len(data), digest, data)

@@ -14,9 +14,18 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from rythmiq._document import (
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_TOTAL_PIXELS,
+    DEFAULT_PDF_DPI,
+    MAX_PDF_DPI,
+    MIN_PDF_DPI,
+    LoadedPage,
+    load_document,
+)
 from rythmiq._errors import OptionsError
-from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, Source, load_image
-from rythmiq.layout import Ids, master_extension
+from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, Source
+from rythmiq.layout import MAX_PAGE_NUMBER, Ids, master_extension
 from rythmiq.normalize import (
     PAGE_SIZES,
     DpiInfo,
@@ -41,10 +50,13 @@ from rythmiq.quality import DEFAULT_THRESHOLD, QualityReport, score_quality
 
 if TYPE_CHECKING:
     from rythmiq.keyring import Keyring
+    from rythmiq.orientation import Orientation
     from rythmiq.storage import Artifact, Store
 
 __all__ = [
+    "OUTPUT_FORMATS",
     "NormalizedImage",
+    "PageResult",
     "Preview",
     "ProcessOptions",
     "ProcessResult",
@@ -54,7 +66,13 @@ __all__ = [
 ]
 
 QualityPolicy = Literal["continue", "skip_ocr"]
-STAGES = ("load", "quality", "normalize", "ocr", "total")
+STAGES = ("load", "quality", "orient", "normalize", "ocr", "total")
+# Document outputs a store can receive besides the images: the plain-text sidecar
+# (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
+OUTPUT_FORMATS = ("txt", "hocr", "pdf")
+# Skew below this many degrees is measured and recorded but not corrected: resampling a page
+# costs sharpness, and PP-OCRv5 reads text a few tenths of a degree off level unharmed.
+DESKEW_THRESHOLD = 0.3
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,17 @@ class ProcessOptions:
         max_pixels: Refuse larger inputs before decoding them.
         max_input_bytes: Refuse encoded inputs over this many bytes before reading more of
             them (200 MiB by default; not applied to arrays).
+        max_pages: Refuse documents (PDF, multi-page TIFF) with more pages.
+        max_total_pixels: Refuse documents whose pages have more pixels together (2 Gpx,
+            about 230 A4 pages at 300 dpi, by default). ``max_pixels`` applies to each page.
+        pdf_dpi: DPI PDF pages are rendered at; a scanned page is rendered at its own
+            image's resolution instead (50-600 dpi).
+        rotate: Detect pages turned by 90, 180 or 270 degrees and turn them upright before
+            normalization and OCR (see :mod:`rythmiq.orientation`). Runs only with OCR.
+        deskew: Also measure a small skew (up to 10 degrees) and straighten the page.
+        outputs: What a store receives besides the images and ``result.json``: any of
+            ``"txt"`` (plain-text sidecar, the default), ``"hocr"`` and ``"pdf"`` (a
+            searchable PDF of the normalized pages with an invisible text layer).
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -106,6 +135,12 @@ class ProcessOptions:
     threads: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    max_pages: int = DEFAULT_MAX_PAGES
+    max_total_pixels: int = DEFAULT_MAX_TOTAL_PIXELS
+    pdf_dpi: float = DEFAULT_PDF_DPI
+    rotate: bool = True
+    deskew: bool = True
+    outputs: tuple[str, ...] = ("txt",)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -138,13 +173,33 @@ class ProcessOptions:
             raise OptionsError(f"preview_size must be >= 16, got {self.preview_size}")
         if self.threads is not None:
             resolve_threads(self.threads)  # validates
-        for name in ("max_pixels", "max_input_bytes"):
+        if isinstance(self.outputs, str) or not isinstance(self.outputs, (tuple, list)):
+            raise OptionsError(f"outputs must be a list of {OUTPUT_FORMATS}, got {self.outputs!r}")
+        unknown = [o for o in self.outputs if o not in OUTPUT_FORMATS]
+        if unknown:
+            raise OptionsError(f"unknown output(s) {unknown}; choose from {OUTPUT_FORMATS}")
+        # One order, no repeats: the artifacts are written in this order.
+        object.__setattr__(self, "outputs", tuple(o for o in OUTPUT_FORMATS if o in self.outputs))
+        for name in ("rotate", "deskew"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionsError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if (
+            isinstance(self.pdf_dpi, bool)
+            or not isinstance(self.pdf_dpi, (int, float))
+            or not MIN_PDF_DPI <= self.pdf_dpi <= MAX_PDF_DPI
+        ):
+            raise OptionsError(
+                f"pdf_dpi must be within {MIN_PDF_DPI:g}-{MAX_PDF_DPI:g}, got {self.pdf_dpi!r}"
+            )
+        for name in ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels"):
             value = getattr(self, name)
             if isinstance(value, float) and value.is_integer():
                 value = int(value)  # JSON Schema counts 1e8 as an integer
                 object.__setattr__(self, name, value)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_pages > MAX_PAGE_NUMBER:
+            raise OptionsError(f"max_pages must be at most {MAX_PAGE_NUMBER}, got {self.max_pages}")
 
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` these options ask for."""
@@ -160,6 +215,7 @@ class ProcessOptions:
         """JSON-safe dict."""
         d = asdict(self)
         d["box"] = list(self.box) if self.box else None
+        d["outputs"] = list(self.outputs)
         return d
 
     @classmethod
@@ -172,6 +228,8 @@ class ProcessOptions:
         kwargs = dict(data)
         if isinstance(kwargs.get("box"), list):
             kwargs["box"] = tuple(kwargs["box"])
+        if isinstance(kwargs.get("outputs"), list):
+            kwargs["outputs"] = tuple(kwargs["outputs"])
         return cls(**kwargs)
 
 
@@ -268,13 +326,18 @@ class StageTiming:
 
 @dataclass(frozen=True)
 class Timings:
-    """Per-stage timings. A stage that did not run has zero time."""
+    """Per-stage timings. A stage that did not run has zero time.
+
+    For a document, each stage is the sum over its pages (``load`` also counts opening the
+    document) and ``total`` is the whole call.
+    """
 
     load: StageTiming
     quality: StageTiming
     normalize: StageTiming
     ocr: StageTiming
     total: StageTiming
+    orient: StageTiming = StageTiming(0.0, 0.0)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{stage: {"wall_s", "cpu_s"}}``, rounded to microseconds."""
@@ -285,44 +348,131 @@ class Timings:
 
 
 @dataclass(frozen=True)
-class ProcessResult:
-    """Everything :func:`process` learned about one document.
+class PageResult:
+    """What :func:`process` learned about one page of a document.
 
     Attributes:
-        quality: The quality verdict on the upright input image.
-        image: The normalized image.
-        preview: The preview JPEG.
-        ocr: OCR text and lines, with boxes in pixel coordinates of :attr:`image`; ``None``
-            when OCR was off or skipped by the quality policy.
-        timings: Wall and CPU seconds per stage.
+        index: 0-based page number.
+        quality: The quality verdict on the page as loaded (before it was turned upright).
+        image: The normalized, upright page.
+        preview: Its preview JPEG.
+        ocr: OCR text and lines, boxes in pixel coordinates of :attr:`image`; ``None`` when
+            OCR was off or skipped by the quality policy.
+        timings: Wall and CPU seconds per stage for this page.
         ocr_skipped_reason: Why ``ocr`` is ``None``: ``"disabled"`` or ``"quality"``.
-        source_sha256: SHA-256 of the encoded input (of the pixels for an array input).
-        ids: The ids the artifacts were stored under, when a store was given.
-        artifacts: The stored artifacts (URL, size, SHA-256), ``result.json`` last; empty
-            when no store was given.
-        source_format: Pillow's name for the input's format (``"JPEG"``...), ``None`` for an
-            array.
+        orientation: The rotation and skew that were detected and corrected, ``None`` when
+            detection did not run (OCR or ``rotate`` off).
+        render_dpi: For a PDF page, the DPI it was rendered at.
     """
 
+    index: int
     quality: QualityReport
     image: NormalizedImage
     preview: Preview
     ocr: OcrResult | None
     timings: Timings
     ocr_skipped_reason: str | None = None
-    source_sha256: str = ""
-    ids: Ids | None = None
-    artifacts: tuple[Artifact, ...] = ()
-    source_format: str | None = None
+    orientation: Orientation | None = None
+    render_dpi: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict: plain types only, no bytes (sizes and hashes instead)."""
         return {
+            "index": self.index,
             "quality": self.quality.to_dict(),
             "image": self.image.to_dict(),
             "preview": self.preview.to_dict(),
             "ocr": self.ocr.to_dict() if self.ocr is not None else None,
             "ocr_skipped_reason": self.ocr_skipped_reason,
+            "orientation": self.orientation.to_dict() if self.orientation is not None else None,
+            "render_dpi": self.render_dpi,
+            "timings": self.timings.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """Everything :func:`process` learned about one document (an image, a PDF, a TIFF).
+
+    A single image is a one-page document. :attr:`quality`, :attr:`image`, :attr:`preview`,
+    :attr:`ocr` and :attr:`ocr_skipped_reason` are those of the **first page**, the whole
+    result for an image; for a multi-page document use :attr:`pages`, :attr:`text` and
+    :attr:`passed`.
+
+    Attributes:
+        pages: One :class:`PageResult` per page, in order.
+        timings: Wall and CPU seconds per stage, summed over the pages.
+        source_sha256: SHA-256 of the encoded input (of the pixels for an array input).
+        ids: The ids the artifacts were stored under, when a store was given.
+        artifacts: The stored artifacts (URL, size, SHA-256), ``result.json`` last; empty
+            when no store was given.
+        source_format: ``"PDF"`` or Pillow's name for the input's format (``"JPEG"``...),
+            ``None`` for an array.
+    """
+
+    pages: tuple[PageResult, ...]
+    timings: Timings
+    source_sha256: str = ""
+    ids: Ids | None = None
+    artifacts: tuple[Artifact, ...] = ()
+    source_format: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.pages:
+            raise OptionsError("a ProcessResult needs at least one page")
+
+    @property
+    def page_count(self) -> int:
+        """Number of pages."""
+        return len(self.pages)
+
+    @property
+    def quality(self) -> QualityReport:
+        """The first page's quality report."""
+        return self.pages[0].quality
+
+    @property
+    def image(self) -> NormalizedImage:
+        """The first page's normalized image."""
+        return self.pages[0].image
+
+    @property
+    def preview(self) -> Preview:
+        """The first page's preview."""
+        return self.pages[0].preview
+
+    @property
+    def ocr(self) -> OcrResult | None:
+        """The first page's OCR result (see :attr:`text` for the whole document)."""
+        return self.pages[0].ocr
+
+    @property
+    def ocr_skipped_reason(self) -> str | None:
+        """Why the first page has no OCR result."""
+        return self.pages[0].ocr_skipped_reason
+
+    @property
+    def passed(self) -> bool:
+        """Whether every page passed the quality gate."""
+        return all(p.quality.passed for p in self.pages)
+
+    @property
+    def text(self) -> str | None:
+        """The document's text, pages separated by a form feed (``\\f``), as pdftotext does;
+        ``None`` when no page was OCR'd (a skipped page contributes an empty string)."""
+        if all(p.ocr is None for p in self.pages):
+            return None
+        return "\f".join(p.ocr.text if p.ocr is not None else "" for p in self.pages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (the stored ``result.json``): document summary, then the pages."""
+        scores = [p.quality.score for p in self.pages]
+        return {
+            "page_count": self.page_count,
+            "passed": self.passed,
+            "min_quality": min(scores),
+            "text": self.text,
+            "pages": [p.to_dict() for p in self.pages],
             "timings": self.timings.to_dict(),
             "source_sha256": self.source_sha256,
             "ids": self.ids.to_dict() if self.ids is not None else None,
@@ -343,8 +493,9 @@ class ProcessResult:
             ocr = f"{n} line{'s' if n != 1 else ''}"
         else:
             ocr = f"skipped ({str(self.ocr_skipped_reason)[:20]})"
+        pages = f"{self.page_count} pages, page 1: " if self.page_count > 1 else ""
         return (
-            f"ProcessResult(quality={q.score:.2f} {'PASS' if q.passed else 'FAIL'}, "
+            f"ProcessResult({pages}quality={q.score:.2f} {'PASS' if q.passed else 'FAIL'}, "
             f"image={img.width}x{img.height} @{img.dpi:g}dpi {format_bytes(len(img.data))}, "
             f"ocr={ocr}, {self.timings.total.wall_s:.2f} s)"
         )
@@ -375,6 +526,12 @@ class _Clock:
         finally:
             self.stages[name] = StageTiming(time.perf_counter() - w0, self._cpu() - c0)
 
+    def add(self, timings: Timings) -> None:
+        """Add a page's stages (all but ``total``) to this clock's."""
+        for name in STAGES[:-1]:
+            t, mine = getattr(timings, name), self.stages.get(name, StageTiming(0.0, 0.0))
+            self.stages[name] = StageTiming(mine.wall_s + t.wall_s, mine.cpu_s + t.cpu_s)
+
     def timings(self) -> Timings:
         zero = StageTiming(0.0, 0.0)
         return Timings(**{n: self.stages.get(n, zero) for n in STAGES})
@@ -385,10 +542,12 @@ def _normalize(
     dpi: DpiInfo,
     orientation: int,
     options: ProcessOptions,
+    turned: tuple[str, ...] = (),
 ) -> tuple[NDArray[np.uint8], NormalizedImage, Preview]:
     corrections: list[str] = []
     if orientation != 1:
         corrections.append("exif_orientation")
+    corrections.extend(turned)
     if dpi.source != "metadata":
         corrections.append(f"dpi_{dpi.source}")
     h0, w0 = pixels.shape[:2]
@@ -489,51 +648,56 @@ def process(
 
             keyring = load_keyring().keyring
     clock = _Clock()
+    pages: list[PageResult] = []
+    engines: list[OcrEngine] = [engine] if engine is not None else []
+
+    def get_engine() -> OcrEngine:
+        if not engines:
+            engines.append(default_engine(opts.engine_config()))
+        return engines[0]
+
     with clock.stage("total"):
-        with clock.stage("load"):
+        with clock.stage("open"):
             if isinstance(source, str) and "://" in source and not source.startswith("file://"):
                 from rythmiq.storage import read_url
 
                 source = read_url(source, max_bytes=opts.max_input_bytes)
-            loaded = load_image(
-                source, max_pixels=opts.max_pixels, max_input_bytes=opts.max_input_bytes
+            document = load_document(
+                source,
+                max_pixels=opts.max_pixels,
+                max_input_bytes=opts.max_input_bytes,
+                max_pages=opts.max_pages,
+                max_total_pixels=opts.max_total_pixels,
+                pdf_dpi=opts.pdf_dpi,
             )
-        pixels = loaded.pixels
-        with clock.stage("quality"):
-            report = score_quality(pixels, threshold=opts.threshold)
-        with clock.stage("normalize"):
-            h, w = pixels.shape[:2]
-            dpi = resolve_dpi(loaded.declared_dpi, w, h, page=opts.assumed_page)
-            normalized, image, preview = _normalize(pixels, dpi, loaded.orientation, opts)
-        ocr: OcrResult | None = None
-        skipped: str | None = None
-        if not opts.ocr:
-            skipped = "disabled"
-        elif not report.passed and opts.on_quality_fail == "skip_ocr":
-            skipped = "quality"
-        else:
-            with clock.stage("ocr"):
-                eng = engine if engine is not None else default_engine(opts.engine_config())
-                ocr = eng.recognize(normalized)
+        decoded = document.pages()
+        for _ in range(document.page_count):
+            page_clock = _Clock()
+            with page_clock.stage("total"):
+                with page_clock.stage("load"):
+                    page = next(decoded)
+                done = _process_page(page, opts, page_clock, get_engine)
+            pages.append(replace(done, timings=page_clock.timings()))
+            clock.add(pages[-1].timings)
+    opened = clock.stages.pop("open")
+    load = clock.stages["load"]
+    clock.stages["load"] = StageTiming(load.wall_s + opened.wall_s, load.cpu_s + opened.cpu_s)
     result = ProcessResult(
-        quality=report,
-        image=image,
-        preview=preview,
-        ocr=ocr,
+        pages=tuple(pages),
         timings=clock.timings(),
-        ocr_skipped_reason=skipped,
-        source_sha256=loaded.sha256,
-        source_format=loaded.format,
+        source_sha256=document.sha256,
+        source_format=document.format,
     )
     if store is None:
         return result
     from rythmiq.storage import store_artifacts
 
     assert ids is not None and keyring is not None  # checked above
-    if loaded.encoded:
-        master, ext = loaded.encoded, master_extension(loaded.format)
+    if document.encoded:
+        master, ext = document.encoded, master_extension(document.format)
     else:  # an array: the master is its lossless PNG
-        master, ext = _png(loaded.pixels), "png"
+        assert isinstance(source, np.ndarray)
+        master, ext = _png(np.asarray(_first_pixels(source))), "png"
     result = replace(result, ids=ids)
     artifacts = store_artifacts(
         result,
@@ -543,8 +707,64 @@ def process(
         master_ext=ext,
         keyring=keyring,
         on_written=on_written,
+        outputs=opts.outputs,
     )
     return replace(result, artifacts=artifacts)
+
+
+def _first_pixels(source: NDArray[Any]) -> NDArray[np.uint8]:
+    from rythmiq._loading import _from_array
+
+    return _from_array(source)
+
+
+def _process_page(
+    page: LoadedPage,
+    opts: ProcessOptions,
+    clock: _Clock,
+    get_engine: Callable[[], OcrEngine],
+) -> PageResult:
+    """Score, turn upright, normalize and OCR one page, timing each stage on ``clock``."""
+    pixels = page.pixels
+    with clock.stage("quality"):
+        report = score_quality(pixels, threshold=opts.threshold)
+    skipped: str | None = None
+    if not opts.ocr:
+        skipped = "disabled"
+    elif not report.passed and opts.on_quality_fail == "skip_ocr":
+        skipped = "quality"
+    orientation: Orientation | None = None
+    turned: tuple[str, ...] = ()
+    if skipped is None and opts.rotate:
+        from rythmiq.orientation import apply_orientation as turn_upright
+        from rythmiq.orientation import detect_orientation
+
+        with clock.stage("orient"):
+            orientation = detect_orientation(pixels, get_engine(), detect_skew=opts.deskew)
+            pixels = turn_upright(pixels, orientation, deskew_threshold=DESKEW_THRESHOLD)
+        if orientation.rotation:
+            turned += (f"rotated_{orientation.rotation}",)
+        if abs(orientation.skew) >= DESKEW_THRESHOLD:
+            turned += ("deskewed",)
+    with clock.stage("normalize"):
+        h, w = pixels.shape[:2]
+        dpi = resolve_dpi(page.declared_dpi, w, h, page=opts.assumed_page)
+        normalized, image, preview = _normalize(pixels, dpi, page.orientation, opts, turned)
+    ocr: OcrResult | None = None
+    if skipped is None:
+        with clock.stage("ocr"):
+            ocr = get_engine().recognize(normalized)
+    return PageResult(
+        index=page.index,
+        quality=report,
+        image=image,
+        preview=preview,
+        ocr=ocr,
+        timings=clock.timings(),  # the caller replaces it once the page's total is known
+        ocr_skipped_reason=skipped,
+        orientation=orientation,
+        render_dpi=page.render_dpi,
+    )
 
 
 def _png(pixels: NDArray[np.uint8]) -> bytes:

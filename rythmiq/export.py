@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from rythmiq._process import ProcessResult
     from rythmiq.ocr import OcrLine, OcrResult
 
-__all__ = ["result_to_pdf", "to_hocr", "to_searchable_pdf", "to_text"]
+__all__ = ["result_to_hocr", "result_to_pdf", "to_hocr", "to_searchable_pdf", "to_text"]
 
 # Where to look for DejaVu Sans, first match wins. Distributions put it in different folders.
 FONT_GLOBS = (
@@ -203,22 +203,53 @@ def to_searchable_pdf(pages: Sequence[tuple[bytes, OcrResult, float]]) -> bytes:
 
 
 def result_to_pdf(result: ProcessResult) -> bytes:
-    """A one-page searchable PDF of a :class:`~rythmiq.ProcessResult`.
+    """A searchable PDF of a :class:`~rythmiq.ProcessResult`, one page per document page.
 
-    Uses the normalized JPEG, its DPI and :attr:`~rythmiq.ProcessResult.ocr`; the text layer
-    is empty when OCR did not run.
+    Uses each page's normalized JPEG, its DPI and its OCR lines; a page's text layer is
+    empty when OCR did not run on it.
 
     Raises:
         OptionsError: ``result`` is not a :class:`~rythmiq.ProcessResult`.
     """
-    from rythmiq._process import ProcessResult
     from rythmiq.ocr import OcrResult
+
+    _check_process_result(result)
+    pages = []
+    for page in result.pages:
+        image = page.image
+        ocr = page.ocr or OcrResult((), image.width, image.height, "")
+        pages.append((image.data, ocr, image.dpi))
+    return to_searchable_pdf(pages)
+
+
+def result_to_hocr(result: ProcessResult, *, title: str = "rythmiq OCR") -> str:
+    """hOCR of a :class:`~rythmiq.ProcessResult`: one ``ocr_page`` per document page.
+
+    Each page names its normalized image as ``normalized.jpg`` (one page) or
+    ``pages/NNNN/normalized.jpg``, the keys of :mod:`rythmiq.layout` relative to the job's
+    folder. A page without OCR is an empty ``ocr_page`` of the image's size.
+
+    Raises:
+        OptionsError: ``result`` is not a :class:`~rythmiq.ProcessResult`.
+    """
+    from rythmiq.ocr import OcrResult
+
+    _check_process_result(result)
+    multi = len(result.pages) > 1
+    pages: list[tuple[OcrResult, str | None]] = []
+    for page in result.pages:
+        image = page.image
+        ocr = page.ocr or OcrResult((), image.width, image.height, "")
+        name = f"pages/{page.index + 1:04d}/normalized.jpg" if multi else "normalized.jpg"
+        pages.append((ocr, name))
+    return to_hocr(pages, title=title)
+
+
+def _check_process_result(result: object) -> None:
+    from rythmiq._process import ProcessResult
 
     if not isinstance(result, ProcessResult):
         raise OptionsError(f"result must be a ProcessResult, got {type(result).__name__}")
-    image = result.image
-    ocr = result.ocr or OcrResult((), image.width, image.height, "")
-    return to_searchable_pdf([(image.data, ocr, image.dpi)])
 
 
 # --------------------------------------------------------------------------- helpers

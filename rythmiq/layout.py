@@ -9,8 +9,14 @@ Layout (keys are relative to the store's root URL)::
     master/{user_id}/{document_id}/master.{ext}.enc   encrypted full-resolution input
     output/{user_id}/{job_id}/normalized.jpg           normalized image
     output/{user_id}/{job_id}/preview.jpg              preview
-    output/{user_id}/{job_id}/text.txt                 OCR text (when OCR ran)
+    output/{user_id}/{job_id}/text.txt                 OCR text (when OCR ran; output "txt")
+    output/{user_id}/{job_id}/text.hocr                hOCR (output "hocr")
+    output/{user_id}/{job_id}/searchable.pdf           searchable PDF (output "pdf")
     output/{user_id}/{job_id}/result.json              result; written last = completion marker
+
+A document with several pages (a PDF, a multi-page TIFF) has one normalized image and
+preview per page, ``pages/0001/normalized.jpg``, ``pages/0001/preview.jpg``... (numbered
+from 1, four digits), and one text, hOCR and PDF for the whole document.
 
 A job with several documents (a worker payload with a ``documents`` list) puts each
 document's outputs in ``output/{user_id}/{job_id}/{document_id}/`` (with its own
@@ -46,8 +52,17 @@ _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}", re.ASCII)
 _EXT = re.compile(r"[a-z0-9]{1,8}", re.ASCII)
 _MAX_KEY = 1024
 
-ArtifactKind = Literal["master", "normalized", "preview", "text", "result"]
-ARTIFACT_KINDS: tuple[ArtifactKind, ...] = ("master", "normalized", "preview", "text", "result")
+ArtifactKind = Literal["master", "normalized", "preview", "text", "hocr", "pdf", "result"]
+ARTIFACT_KINDS: tuple[ArtifactKind, ...] = (
+    "master",
+    "normalized",
+    "preview",
+    "text",
+    "hocr",
+    "pdf",
+    "result",
+)
+MAX_PAGE_NUMBER = 9999
 
 
 def _invalid(what: str, value: str, why: str) -> StorageError:
@@ -104,7 +119,12 @@ class Ids:
 
 
 def artifact_key(
-    kind: ArtifactKind, ids: Ids, *, ext: str | None = None, per_document: bool = False
+    kind: ArtifactKind,
+    ids: Ids,
+    *,
+    ext: str | None = None,
+    per_document: bool = False,
+    page: int | None = None,
 ) -> str:
     """The object key of one artifact. Every key rythmiq writes comes from here.
 
@@ -116,6 +136,8 @@ def artifact_key(
             ``output/{user_id}/{job_id}/{document_id}/``, as a job with several documents
             does; ``output/{user_id}/{job_id}/result.json`` is then the job's result. The
             master's key never depends on the job.
+        page: For ``"normalized"`` and ``"preview"`` of a multi-page document: the page
+            number, 1 to 9999, which puts the file under ``pages/NNNN/``.
     """
     if not isinstance(ids, Ids):
         raise StorageError("ids must be an Ids instance", code="storage.invalid_key")
@@ -129,6 +151,8 @@ def artifact_key(
         "normalized": "normalized.jpg",
         "preview": "preview.jpg",
         "text": "text.txt",
+        "hocr": "text.hocr",
+        "pdf": "searchable.pdf",
         "result": "result.json",
     }
     if kind not in names:
@@ -139,6 +163,17 @@ def artifact_key(
     folder = f"output/{ids.user_id}/{ids.job_id}"
     if per_document:
         folder += f"/{ids.document_id}"
+    if page is not None:
+        if kind not in ("normalized", "preview"):
+            raise StorageError(
+                f"page is only for page images, not {kind!r}", code="storage.invalid_key"
+            )
+        if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= MAX_PAGE_NUMBER:
+            raise StorageError(
+                f"page must be an integer 1-{MAX_PAGE_NUMBER}, got {page!r}",
+                code="storage.invalid_key",
+            )
+        folder += f"/pages/{page:04d}"
     return f"{folder}/{names[kind]}"
 
 
@@ -153,6 +188,7 @@ _EXTENSIONS = {
     "WEBP": "webp",
     "PPM": "ppm",
     "JPEG2000": "jp2",
+    "PDF": "pdf",
 }
 
 

@@ -23,6 +23,7 @@ several S3-compatible stores reject) and signatures to SigV4.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -30,7 +31,7 @@ import os
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
@@ -423,10 +424,13 @@ def store_artifacts(
     on_written: Callable[[Artifact], None] | None = None,
     per_document: bool = False,
     marker: bool = True,
+    outputs: Sequence[str] = ("txt",),
 ) -> tuple[Artifact, ...]:
     """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
 
-    Order: encrypted master, normalized JPEG, preview, OCR text (when OCR ran), then
+    Order: encrypted master, normalized JPEG and preview (one pair per page under
+    ``pages/NNNN/`` for a multi-page document), the ``outputs`` asked for (``"txt"``: the
+    OCR text, when OCR ran on some page; ``"hocr"``; ``"pdf"``: a searchable PDF), then
     ``result.json`` (the result with ids and the list of the other artifacts).
 
     On any failure, every object this call wrote is deleted again before the error is
@@ -445,6 +449,7 @@ def store_artifacts(
         per_document: Use the per-document output folder (see :func:`artifact_key`).
         marker: Write ``result.json``. A single-document worker job leaves it to the job
             result, which takes the same key.
+        outputs: Document outputs to write, from ``("txt", "hocr", "pdf")``.
 
     Returns:
         The artifacts, ``result.json`` last.
@@ -459,23 +464,48 @@ def store_artifacts(
     master_key = artifact_key("master", ids, ext=master_ext)
     context = EncryptionContext(ids.user_id, ids.document_id, master_key)
     plan.append(("master", master_key, lambda: encrypt(master, keyring, context)))
-    plan.append(
-        (
-            "normalized",
-            artifact_key("normalized", ids, per_document=per_document),
-            lambda: result.image.data,
+    multi = len(result.pages) > 1
+    for page in result.pages:
+        number = page.index + 1 if multi else None
+        images: tuple[tuple[ArtifactKind, bytes], ...] = (
+            ("normalized", page.image.data),
+            ("preview", page.preview.data),
         )
-    )
-    plan.append(
-        (
-            "preview",
-            artifact_key("preview", ids, per_document=per_document),
-            lambda: result.preview.data,
+        for kind, data in images:
+            key = artifact_key(kind, ids, per_document=per_document, page=number)
+            plan.append((kind, key, functools.partial(bytes, data)))
+    unknown = set(outputs) - {"txt", "hocr", "pdf"}
+    if unknown:
+        raise OptionsError(f"unknown output(s) {sorted(unknown)}; choose from txt, hocr, pdf")
+    text = result.text
+    if "txt" in outputs and text is not None:
+        plan.append(
+            (
+                "text",
+                artifact_key("text", ids, per_document=per_document),
+                lambda: text.encode("utf-8"),
+            )
         )
-    )
-    if result.ocr is not None:
-        text = result.ocr.text.encode("utf-8")
-        plan.append(("text", artifact_key("text", ids, per_document=per_document), lambda: text))
+    if "hocr" in outputs:
+        from rythmiq.export import result_to_hocr
+
+        plan.append(
+            (
+                "hocr",
+                artifact_key("hocr", ids, per_document=per_document),
+                lambda: result_to_hocr(result).encode("utf-8"),
+            )
+        )
+    if "pdf" in outputs:
+        from rythmiq.export import result_to_pdf
+
+        plan.append(
+            (
+                "pdf",
+                artifact_key("pdf", ids, per_document=per_document),
+                lambda: result_to_pdf(result),
+            )
+        )
     written: list[Artifact] = []
     try:
         for kind, key, payload in plan:

@@ -96,26 +96,32 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 
 def _document_summary(result: rythmiq.ProcessResult) -> dict[str, Any]:
-    q = result.quality
-    ocr = result.ocr
-    return {
-        "quality": {"score": q.score, "passed": q.passed, "reasons": list(q.reasons)},
-        "ocr": None
-        if ocr is None
-        else {
-            "lines": len(ocr.lines),
-            "text_length": len(ocr.text),
-            "mean_confidence": ocr.confidence,
-            "engine": ocr.engine,
-        },
-        "ocr_skipped_reason": result.ocr_skipped_reason,
-        "image": {
-            "width": result.image.width,
-            "height": result.image.height,
-            "dpi": result.image.dpi,
-            "bytes": len(result.image.data),
-        },
-    }
+    """A short per-document entry: page count, then each page's verdict, OCR and image."""
+    pages = []
+    for page in result.pages:
+        q, ocr, image = page.quality, page.ocr, page.image
+        pages.append(
+            {
+                "quality": {"score": q.score, "passed": q.passed, "reasons": list(q.reasons)},
+                "ocr": None
+                if ocr is None
+                else {
+                    "lines": len(ocr.lines),
+                    "text_length": len(ocr.text),
+                    "mean_confidence": ocr.confidence,
+                    "engine": ocr.engine,
+                },
+                "ocr_skipped_reason": page.ocr_skipped_reason,
+                "rotation": page.orientation.rotation if page.orientation else None,
+                "image": {
+                    "width": image.width,
+                    "height": image.height,
+                    "dpi": image.dpi,
+                    "bytes": len(image.data),
+                },
+            }
+        )
+    return {"page_count": result.page_count, "passed": result.passed, "pages": pages}
 
 
 def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
@@ -190,6 +196,7 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
                 keyring=keyring,
                 per_document=not payload.single,
                 marker=not payload.single,
+                outputs=options.outputs,
             )
             stages.add("store", time.perf_counter() - w2, _cpu() - c2)
             entry.update(status="ok", **_document_summary(result))

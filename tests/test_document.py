@@ -1,0 +1,233 @@
+"""Multi-page input: PDFs built here with fpdf2/pypdfium2, multi-page TIFFs built with Pillow."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from conftest import DEV, render_page
+from PIL import Image
+
+from rythmiq import InputError, OptionsError
+from rythmiq._document import load_document
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def scan_pdf(pages: list[np.ndarray], dpi: float, **encryption: str) -> bytes:
+    """A PDF with one full-page image per page, each placed at ``dpi``."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt")
+    pdf.set_auto_page_break(False)
+    for pixels in pages:
+        h, w = pixels.shape[:2]
+        size = (w / dpi * 72, h / dpi * 72)
+        pdf.add_page(format=size)
+        pdf.image(io.BytesIO(_png(pixels)), x=0, y=0, w=size[0], h=size[1])
+    if encryption:
+        pdf.set_encryption(**encryption)
+    return bytes(pdf.output())
+
+
+def text_pdf(pages: int, size: tuple[float, float] = (595.28, 841.89)) -> bytes:
+    """A born-digital PDF: text only, no images."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt")
+    pdf.set_font("helvetica", size=24)
+    for i in range(pages):
+        pdf.add_page(format=size)
+        pdf.text(72, 144, f"Page {i + 1} of the contract")
+    return bytes(pdf.output())
+
+
+def tiff(pages: list[np.ndarray], dpi: tuple[int, int] = (200, 200)) -> bytes:
+    buf = io.BytesIO()
+    first, *rest = [Image.fromarray(p) for p in pages]
+    first.save(buf, "TIFF", save_all=True, append_images=rest, dpi=dpi, compression="tiff_lzw")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def pages() -> list[np.ndarray]:
+    """Three distinguishable pages: different sizes, different text."""
+    return [
+        render_page([f"Page one of three, line {i}" for i in range(3)], width=850, height=1100),
+        render_page(["Second page"], width=1100, height=850),
+        render_page(["Third page, grey"], width=600, height=800)[:, :, 0],
+    ]
+
+
+def test_pdf_pages_render_at_the_scans_own_resolution(pages):
+    doc = load_document(scan_pdf(pages[:2], dpi=100))
+    assert (doc.format, doc.page_count) == ("PDF", 2)
+    got = list(doc.pages())
+    assert [p.index for p in got] == [0, 1]
+    for page, original in zip(got, pages[:2], strict=True):
+        assert page.render_reason == "embedded_image" and page.render_dpi == 100
+        assert page.declared_dpi == (100, 100)
+        h, w = original.shape[:2]
+        # pdfium may round a side up by a pixel.
+        assert abs(page.pixels.shape[0] - h) <= 1 and abs(page.pixels.shape[1] - w) <= 1
+        crop = page.pixels[: h - 1, : w - 1].astype(int)
+        assert np.abs(crop - original[: h - 1, : w - 1].astype(int)).mean() < 8
+
+
+def test_pdf_without_images_renders_at_pdf_dpi():
+    doc = load_document(text_pdf(2), pdf_dpi=150)
+    got = list(doc.pages())
+    assert [p.render_reason for p in got] == ["default", "default"]
+    # A4 at 150 dpi: 1240 x 1754 px.
+    assert all(abs(p.pixels.shape[1] - 1240) <= 1 and abs(p.pixels.shape[0] - 1754) <= 1 for p in got)
+    assert got[0].pixels.min() < 50  # the text was drawn
+
+
+def test_pdf_page_rotation_is_applied():
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(text_pdf(1, size=(200, 400)))
+    pdf[0].set_rotation(90)
+    buf = io.BytesIO()
+    pdf.save(buf)
+    page = next(load_document(buf.getvalue(), pdf_dpi=72).pages())
+    assert page.pixels.shape[0] < page.pixels.shape[1]  # landscape after /Rotate 90
+
+
+def test_pdf_page_limit_and_total_pixels(pages):
+    data = text_pdf(5)
+    with pytest.raises(InputError) as err:
+        load_document(data, max_pages=4)
+    assert err.value.code == "input.too_large" and "5 pages" in err.value.message
+    assert load_document(data, max_pages=5).page_count == 5
+    with pytest.raises(InputError) as err:
+        load_document(data, pdf_dpi=100, max_total_pixels=5 * 827 * 1170 - 1)
+    assert err.value.code == "input.too_large" and "max_total_pixels" in err.value.message
+
+
+def test_pdf_page_over_max_pixels_renders_smaller():
+    doc = load_document(text_pdf(1), pdf_dpi=300, max_pixels=2_000_000)
+    page = next(doc.pages())
+    assert page.render_reason == "max_pixels" and page.render_dpi < 300
+    assert page.pixels.shape[0] * page.pixels.shape[1] <= 2_000_000
+
+
+def test_encrypted_pdf_is_refused_with_its_own_code(pages):
+    data = scan_pdf(pages[:1], dpi=100, owner_password="owner", user_password="secret")
+    with pytest.raises(InputError) as err:
+        load_document(data)
+    assert err.value.code == "input.encrypted" and "password" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"%PDF-1.7\n%%EOF\n", "input.unreadable"),
+        (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n" + b"x" * 100, "input.unreadable"),
+    ],
+)
+def test_corrupt_pdfs_are_typed_errors(data, code):
+    with pytest.raises(InputError) as err:
+        doc = load_document(data)
+        list(doc.pages())
+    assert err.value.code == code
+
+
+def test_truncated_pdf_is_a_typed_error_or_loads(pages):
+    data = scan_pdf(pages[:2], dpi=100)
+    for cut in (len(data) // 3, len(data) // 2, len(data) - 200):
+        try:
+            doc = load_document(data[:cut])
+            for page in doc.pages():
+                assert page.pixels.dtype == np.uint8
+        except InputError as exc:
+            assert exc.code in ("input.unreadable", "input.empty")
+
+
+def test_multipage_tiff_pages_and_dpi(pages):
+    doc = load_document(tiff(pages))
+    assert (doc.format, doc.page_count) == ("TIFF", 3)
+    got = list(doc.pages())
+    for page, original in zip(got, pages, strict=True):
+        assert page.pixels.shape == original.shape
+        assert np.array_equal(page.pixels, original)  # LZW is lossless
+        assert page.declared_dpi == (200, 200) and page.render_dpi is None
+    assert doc.total_pixels == sum(p.shape[0] * p.shape[1] for p in pages)
+
+
+def test_multipage_tiff_limits(pages):
+    data = tiff(pages)
+    with pytest.raises(InputError) as err:
+        load_document(data, max_pages=2)
+    assert err.value.code == "input.too_large"
+    with pytest.raises(InputError) as err:
+        load_document(data, max_total_pixels=850 * 1100 + 1100 * 850)
+    assert err.value.code == "input.too_large"
+    with pytest.raises(InputError) as err:
+        load_document(data, max_pixels=900_000)  # page 1 is 935 000 px
+    assert err.value.code == "input.too_large"
+
+
+def test_tiff_chain_that_points_past_the_end_stops_there(pages):
+    data = bytearray(tiff(pages[:2]))
+    first_ifd = int.from_bytes(data[4:8], "little")
+    entries = int.from_bytes(data[first_ifd : first_ifd + 2], "little")
+    link = first_ifd + 2 + 12 * entries
+    data[link : link + 4] = (len(data) + 1000).to_bytes(4, "little")
+    doc = load_document(bytes(data))
+    assert doc.page_count == 1 and len(list(doc.pages())) == 1
+
+
+@pytest.mark.parametrize(
+    "name", ["image-tiff-page2-keyerror.tif", "image-tiff-page2-missing-width.tif"]
+)
+def test_tiff_with_a_corrupt_second_page_fails_before_any_page_is_used(name):
+    from pathlib import Path
+
+    path = Path(__file__).parent / "regressions" / name
+    with pytest.raises(InputError) as err:
+        load_document(path)
+    assert err.value.code == "input.unreadable" and "page 2" in err.value.message
+
+
+def test_single_images_and_arrays_are_one_page_documents(pages):
+    doc = load_document(_png(pages[0]))
+    assert (doc.format, doc.page_count) == ("PNG", 1)
+    assert np.array_equal(next(doc.pages()).pixels, pages[0])
+    doc = load_document(pages[2])
+    assert (doc.format, doc.page_count, doc.encoded) == (None, 1, b"")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_pages": 0}, {"max_total_pixels": -1}, {"pdf_dpi": 10}, {"pdf_dpi": 5000}, {"pdf_dpi": True}],
+)
+def test_bad_limits_are_option_errors(kwargs):
+    with pytest.raises(OptionsError):
+        load_document(b"%PDF-1.7", **kwargs)
+
+
+@pytest.mark.devdata
+@pytest.mark.skipif(not (DEV / "odd").is_dir(), reason="dev data not present")
+def test_odd_dev_pdfs_load_at_their_native_resolution():
+    rows = [json.loads(line) for line in (DEV / "odd" / "manifest.jsonl").read_text().splitlines()]
+    pdfs = {r["file"]: r for r in rows if r["file"].endswith(".pdf")}
+    assert len(pdfs) == 5
+    seen = {}
+    for name in pdfs:
+        doc = load_document(DEV / "odd" / name)
+        seen[name] = [(p.pixels.shape[:2], p.render_dpi) for p in doc.pages()]
+    # Four cardinal orientations, 2550x3300 1-bit scans at 300 dpi, portrait/landscape.
+    assert [dpi for _, dpi in seen["ocrmypdf_cardinal.pdf"]] == [300.0] * 4
+    assert [s[0] > s[1] for s, _ in seen["ocrmypdf_cardinal.pdf"]] == [True, False, True, False]
+    # 1000x400 image on 360x288 pt: 200 x 100 dpi, rendered at the higher of the two.
+    assert seen["ocrmypdf_aspect.pdf"] == [((800, 1000), 200.0)]
+    assert seen["ocrmypdf_lichtenstein.pdf"][0][0] == (512, 512)
+    # No /Contents: a blank page at the default 300 dpi.
+    assert seen["ocrmypdf_no_contents.pdf"] == [((3000, 3000), 300.0)]
