@@ -17,7 +17,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def fuzz(session: nox.Session) -> None:
-    """The hypothesis fuzz tests, long: 5000 cases per property (`-- N` for another count).
+    """The fuzz tests, long: 5000 cases per property or seed (`-- N` for another count).
+
+    Covers image bytes and payloads (hypothesis) and mutated PDFs and multi-page TIFFs
+    (load_document, in a memory-limited child process).
 
     Prints the outcome table (cases by result or error code) and writes it as JSON to
     .nox/fuzz*/tmp/fuzz-report.json.
@@ -30,6 +33,7 @@ def fuzz(session: nox.Session) -> None:
         "-m",
         "pytest",
         "tests/test_fuzz.py",
+        "tests/test_fuzz_documents.py",
         "-q",
         "-s",
         "-p",

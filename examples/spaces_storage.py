@@ -51,9 +51,10 @@ def main() -> int:
         print(f"{artifact.kind:<10} {artifact.size:>9} B  {artifact.url}")
 
     stored = json.loads(store.read(artifact_key("result", ids)))
+    lines = sum(len(page["ocr"]["lines"]) for page in stored["pages"] if page["ocr"])
     print(
-        f"result.json: quality {stored['quality']['score']:.2f}, "
-        f"{len(stored['ocr']['lines']) if stored['ocr'] else 0} OCR lines"
+        f"result.json: {stored['page_count']} page(s), "
+        f"quality {stored['min_quality']:.2f} (lowest page), {lines} OCR lines"
     )
 
     master_key = next(a.key for a in result.artifacts if a.kind == "master")

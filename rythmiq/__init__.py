@@ -25,9 +25,11 @@ from rythmiq._errors import (
 )
 
 if TYPE_CHECKING:
+    from rythmiq._document import LoadedDocument, LoadedPage, load_document
     from rythmiq._loading import LoadedImage, load_image
     from rythmiq._process import (
         NormalizedImage,
+        PageResult,
         Preview,
         ProcessOptions,
         ProcessResult,
@@ -59,7 +61,11 @@ _LAZY = {
     "process_many": "rythmiq.batch",
     "LoadedImage": "rythmiq._loading",
     "load_image": "rythmiq._loading",
+    "LoadedDocument": "rythmiq._document",
+    "LoadedPage": "rythmiq._document",
+    "load_document": "rythmiq._document",
     "NormalizedImage": "rythmiq._process",
+    "PageResult": "rythmiq._process",
     "Preview": "rythmiq._process",
     "ProcessOptions": "rythmiq._process",
     "ProcessResult": "rythmiq._process",
@@ -113,7 +119,9 @@ __all__ = [
     "Ids",
     "InputError",
     "Keyring",
+    "LoadedDocument",
     "LoadedImage",
+    "LoadedPage",
     "ModelError",
     "NormalizedImage",
     "OcrEngine",
@@ -122,6 +130,7 @@ __all__ = [
     "OcrResult",
     "OptionsError",
     "PaddleEngine",
+    "PageResult",
     "PayloadError",
     "Preview",
     "ProcessOptions",
@@ -135,6 +144,7 @@ __all__ = [
     "__version__",
     "clear_engine_cache",
     "default_engine",
+    "load_document",
     "load_image",
     "load_keyring",
     "process",

@@ -12,7 +12,9 @@ a scan (one image covering at least half of the page) is rendered at that image'
 resolution instead, between :data:`MIN_PDF_DPI` and :data:`MAX_PDF_DPI` dpi, so a 200 dpi scan
 is neither upsampled to 300 dpi nor a 600 dpi one thinned. A page whose render would exceed
 ``max_pixels`` is rendered at the highest DPI that fits, and says so in ``render_dpi``.
-Password-protected PDFs are refused (``input.encrypted``).
+Password-protected PDFs are refused (``input.encrypted``). Interactive form fields are not
+drawn (no form environment is initialised); born-digital pages are rasterized and OCR'd
+like scans, their own text layer is not used.
 
 **TIFF.** Every IFD is a page. Each IFD is checked like the first one always is (entries,
 strips, metadata IFDs) before Pillow parses it, and each page's size is read from its header
@@ -428,7 +430,7 @@ def _render(pdfium: Any, doc: Any, index: int, plan: _PagePlan, label: str) -> N
     try:
         page = doc[index]
         try:
-            bitmap = page.render(scale=plan.dpi / 72, rev_byteorder=True, may_draw_forms=True)
+            bitmap = page.render(scale=plan.dpi / 72, rev_byteorder=True)
             try:
                 array = np.array(bitmap.to_numpy(), dtype=np.uint8, copy=True)
             finally:

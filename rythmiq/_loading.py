@@ -769,7 +769,9 @@ def decoding(label: str, data: bytes) -> Iterator[None]:
                 code="input.too_large",
             ) from exc
         except _DECODE_ERRORS as exc:
-            raise InputError(f"{label} is corrupt or truncated: {exc}") from exc
+            raise InputError(
+                f"{label} is corrupt or truncated ({type(exc).__name__}: {exc})"
+            ) from exc
         finally:
             for warning in caught:
                 if not issubclass(warning.category, Image.DecompressionBombWarning):

@@ -70,9 +70,10 @@ STAGES = ("load", "quality", "orient", "normalize", "ocr", "total")
 # Document outputs a store can receive besides the images: the plain-text sidecar
 # (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
 OUTPUT_FORMATS = ("txt", "hocr", "pdf")
-# Skew below this many degrees is measured and recorded but not corrected: resampling a page
-# costs sharpness, and PP-OCRv5 reads text a few tenths of a degree off level unharmed.
-DESKEW_THRESHOLD = 0.3
+# Skew below this many degrees is measured and recorded but not corrected: PP-OCRv5 reads
+# lines that little off level just as well, and resampling blurs small print (levelling a
+# measured 0.3 degrees cost two dev receipts 0.04 word-F1; benchmarks/bench_orientation.py).
+DESKEW_THRESHOLD = 1.0
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,12 @@ class CommandEngine:
         return "command"
 
     def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
+        h, w = image.shape[:2]
+        box = ((0.0, 0.0), (float(w), 0.0), (float(w), 10.0), (0.0, 10.0))
+        if image.ndim != 3:
+            # A grayscale image (e.g. orientation detection's line crops) carries no
+            # command: read it as a plain page with no document number.
+            return OcrResult((OcrLine("doc ?", 0.99, box),), w, h, self.name)
         command = tuple(int(v) for v in image[0, 0])
         if command == KILL:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -53,8 +59,6 @@ class CommandEngine:
         if command == HANG:
             time.sleep(600)
         hi, lo, _ = (int(v) for v in image[0, 1])
-        h, w = image.shape[:2]
-        box = ((0.0, 0.0), (float(w), 0.0), (float(w), 10.0), (0.0, 10.0))
         return OcrResult((OcrLine(f"doc {hi * 256 + lo}", 0.99, box),), w, h, self.name)
 
     def close(self) -> None:

@@ -204,6 +204,10 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 fault = next((f for f in state.faults if f.matches(self.command, path)), None)
                 if fault is not None:
                     fault.served += 1
+                # Recorded in arrival order: a client may send its next request before this
+                # handler thread gets to run again after replying.
+                index = len(state.seen)
+                state.seen.append(Seen(self.command, path, "pending", None))
             if fault is None:
                 status = self._forward(body)
                 outcome = "forwarded"
@@ -219,7 +223,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:
                 self._reply(status, _error_body(code, message, path), "application/xml")
                 outcome = fault.action
             with state.lock:
-                state.seen.append(Seen(self.command, path, outcome, status))
+                state.seen[index] = Seen(self.command, path, outcome, status)
 
         def _forward(self, body: bytes) -> int:
             conn = http.client.HTTPConnection(*state.upstream, timeout=30)

@@ -61,8 +61,11 @@ def test_no_ocr_json(page_file, tmp_path, cli_env):
     assert out.returncode == 0, out.stderr
     (line,) = out.stdout.splitlines()
     d = json.loads(line)
-    assert d["source"] == str(page_file) and d["quality"]["passed"] is True
-    assert d["ocr"] is None and d["ocr_skipped_reason"] == "disabled"
+    assert d["source"] == str(page_file) and d["page_count"] == 1 and d["passed"] is True
+    (page,) = d["pages"]
+    assert page["quality"]["passed"] is True
+    assert page["ocr"] is None and page["ocr_skipped_reason"] == "disabled"
+    assert d["text"] is None
     assert d["ids"] == {"user_id": "local", "job_id": "j1", "document_id": "page"}
     keys = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
     assert keys == [
@@ -71,7 +74,8 @@ def test_no_ocr_json(page_file, tmp_path, cli_env):
         "output/local/j1/preview.jpg",
         "output/local/j1/result.json",
     ]
-    assert json.loads((store / "output/local/j1/result.json").read_text())["image"]["dpi"] == 200
+    stored = json.loads((store / "output/local/j1/result.json").read_text())
+    assert stored["page_count"] == 1 and stored["pages"][0]["image"]["dpi"] == 200
     # First use created the local keyring, said so, and made it private.
     keyring = Path(cli_env["XDG_CONFIG_HOME"]) / "rythmiq" / "keyring.json"
     assert "created a new keyring" in out.stderr and str(keyring) in out.stderr
@@ -191,7 +195,8 @@ def test_partial_batch(page_file, tmp_path):
     out = run("process", "--no-ocr", "--json", str(page_file), str(tmp_path / "missing.png"))
     assert out.returncode == 3, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
-    assert rows[0]["quality"]["passed"] and rows[1]["error"]["code"] == "input.not_found"
+    assert rows[0]["page_count"] == 1 and rows[0]["pages"][0]["quality"]["passed"]
+    assert rows[1]["error"]["code"] == "input.not_found"
 
 
 def test_usage_errors_exit_2():
@@ -378,4 +383,5 @@ def test_bundled_sample_runs():
     out = run("process", "--json", str(sample))
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert d["quality"]["passed"] and "127.80" in d["ocr"]["text"]
+    assert d["page_count"] == 1 and d["pages"][0]["quality"]["passed"]
+    assert "127.80" in d["pages"][0]["ocr"]["text"] and d["text"] == d["pages"][0]["ocr"]["text"]

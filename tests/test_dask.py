@@ -20,7 +20,9 @@ from rythmiq.dask import PLUGIN_NAME, process_on_cluster  # noqa: E402
 from rythmiq.keyring import Keyring  # noqa: E402
 from rythmiq.storage import Store  # noqa: E402
 
-FAST = ProcessOptions(preview_size=64)
+# rotate=False: orientation detection would hand CommandEngine line crops, not the page,
+# and these tests are about scheduling on a cluster, not orientation.
+FAST = ProcessOptions(preview_size=64, rotate=False)
 
 
 def cluster(**kw):
@@ -84,7 +86,9 @@ def test_unordered_results_and_poisoned_documents(client):
 def test_as_dict_results_are_json(client):
     dicts = run(client, [page_png(i) for i in range(3)] + [b"junk"], as_dict=True, ordered=True)
     assert [d["index"] for d in dicts] == [0, 1, 2, 3]
-    assert dicts[0]["ok"] and dicts[0]["result"]["ocr"]["text"] == "doc 0"
+    assert dicts[0]["ok"] and dicts[0]["result"]["page_count"] == 1
+    assert dicts[0]["result"]["pages"][0]["ocr"]["text"] == "doc 0"
+    assert dicts[0]["result"]["text"] == "doc 0"
     assert dicts[3]["error"]["code"] == "input.unsupported" and dicts[3]["result"] is None
     json.dumps(dicts)
 

@@ -85,7 +85,9 @@ def test_pdf_without_images_renders_at_pdf_dpi():
     got = list(doc.pages())
     assert [p.render_reason for p in got] == ["default", "default"]
     # A4 at 150 dpi: 1240 x 1754 px.
-    assert all(abs(p.pixels.shape[1] - 1240) <= 1 and abs(p.pixels.shape[0] - 1754) <= 1 for p in got)
+    assert all(
+        abs(p.pixels.shape[1] - 1240) <= 1 and abs(p.pixels.shape[0] - 1754) <= 1 for p in got
+    )
     assert got[0].pixels.min() < 50  # the text was drawn
 
 
@@ -129,7 +131,10 @@ def test_encrypted_pdf_is_refused_with_its_own_code(pages):
     "data, code",
     [
         (b"%PDF-1.7\n%%EOF\n", "input.unreadable"),
-        (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n" + b"x" * 100, "input.unreadable"),
+        (
+            b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n" + b"x" * 100,
+            "input.unreadable",
+        ),
     ],
 )
 def test_corrupt_pdfs_are_typed_errors(data, code):
@@ -206,7 +211,13 @@ def test_single_images_and_arrays_are_one_page_documents(pages):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"max_pages": 0}, {"max_total_pixels": -1}, {"pdf_dpi": 10}, {"pdf_dpi": 5000}, {"pdf_dpi": True}],
+    [
+        {"max_pages": 0},
+        {"max_total_pixels": -1},
+        {"pdf_dpi": 10},
+        {"pdf_dpi": 5000},
+        {"pdf_dpi": True},
+    ],
 )
 def test_bad_limits_are_option_errors(kwargs):
     with pytest.raises(OptionsError):

@@ -90,7 +90,8 @@ def test_batch_folder_writes_one_line_per_document(tmp_path):
     assert [d["ok"] for d in lines] == [True, True, True, False]
     assert lines[3]["error"]["code"].startswith("input.")
     for d in lines[:3]:
-        assert word_f1(d["result"]["ocr"]["text"], "\n".join(PAGE_LINES)) > 0.8
+        assert d["result"]["page_count"] == 1
+        assert word_f1(d["result"]["pages"][0]["ocr"]["text"], "\n".join(PAGE_LINES)) > 0.8
     assert "3 ok, 1 failed" in out.stderr and "docs/s" in out.stderr
 
 
@@ -106,6 +107,7 @@ def test_spaces_storage_round_trip_on_the_s3_server(s3_env):
     kinds = [line.split()[0] for line in out.stdout.splitlines()[:5]]
     assert kinds == ["master", "normalized", "preview", "text", "result"]
     assert "master decrypts to the original: True" in out.stdout
+    assert "result.json: 1 page(s), quality" in out.stdout
     for secret in (env["SPACES_SECRET"], env["RYTHMIQ_KEYRING"]):
         assert secret not in out.stdout + out.stderr
 

@@ -189,7 +189,7 @@ def test_mutated_images_give_a_result_or_an_input_error(case):
 
 def test_every_seed_is_valid():
     outcomes = {name: image_outcome(data) for name, data in SEEDS.items()}
-    assert outcomes == {name: "input.unsupported" if name == "pdf" else "ok" for name in SEEDS}
+    assert outcomes == dict.fromkeys(SEEDS, "ok")  # PDF included: process() reads PDFs
 
 
 # --- payloads ------------------------------------------------------------------------------
@@ -351,6 +351,20 @@ def test_regressions_replay(name, expected):
     data = (REGRESSIONS / name).read_bytes()
     outcome = payload_outcome(data) if name.startswith("payload-") else image_outcome(data)
     assert outcome == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["image-tiff-page2-keyerror.tif", "image-tiff-page2-missing-width.tif"]
+)
+def test_a_broken_later_tiff_page_fails_the_document_but_not_load_image(name):
+    """process() checks every page first; load_image() still reads page 1 only."""
+    from rythmiq import load_image
+
+    data = (REGRESSIONS / name).read_bytes()
+    with pytest.raises(InputError, match="page 2") as info:
+        process(data, options=OPTIONS, engine=ScriptedEngine())
+    assert info.value.code == "input.unreadable"
+    assert load_image(data).pixels.size > 0
 
 
 # --- payload hardening, one case each ---------------------------------------------------------

@@ -166,7 +166,8 @@ def test_process_uses_the_prefetched_models_only(prefetched, tmp_path):
     out = run("process", "--json", "--threads", "2", str(page), env=env)
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
-    assert word_f1(d["ocr"]["text"], "\n".join(PAGE_LINES)) >= 0.95
+    assert d["page_count"] == 1
+    assert word_f1(d["pages"][0]["ocr"]["text"], "\n".join(PAGE_LINES)) >= 0.95
     # The control: the same run without the prefetched folder has no model at all.
     empty = tmp_path / "empty"
     empty.mkdir()

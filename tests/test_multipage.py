@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
-from conftest import PAGE_LINES, ScriptedEngine, render_page
+from conftest import DEV, PAGE_LINES, ScriptedEngine, render_page
 from PIL import Image
 from test_document import scan_pdf, text_pdf, tiff
 
@@ -90,11 +90,17 @@ def test_store_layout_and_outputs_for_a_multipage_document(three_pages, tmp_path
     engine = ScriptedEngine(lines=[("Invoice 4471 paid", 0.93)])
     options = ProcessOptions(rotate=False, outputs=("pdf", "hocr", "txt"))
     data = tiff(three_pages)
-    result = rythmiq.process(data, options=options, engine=engine, store=store, ids=ids, keyring=KEYRING)
+    result = rythmiq.process(
+        data, options=options, engine=engine, store=store, ids=ids, keyring=KEYRING
+    )
     keys = [a.key for a in result.artifacts]
     assert keys == [
         "master/u/doc/master.tif.enc",
-        *[f"output/u/j/pages/{n:04d}/{k}.jpg" for n in (1, 2, 3) for k in ("normalized", "preview")],
+        *[
+            f"output/u/j/pages/{n:04d}/{k}.jpg"
+            for n in (1, 2, 3)
+            for k in ("normalized", "preview")
+        ],
         "output/u/j/text.txt",
         "output/u/j/text.hocr",
         "output/u/j/searchable.pdf",
@@ -122,7 +128,12 @@ def test_store_layout_and_outputs_for_a_multipage_document(three_pages, tmp_path
 def test_single_page_keeps_the_flat_layout_and_default_outputs(tmp_path, page):
     store = Store.open(str(tmp_path / "store"))
     result = rythmiq.process(
-        page, options=FAST, engine=ScriptedEngine(), store=store, ids=Ids("u", "j", "d"), keyring=KEYRING
+        page,
+        options=FAST,
+        engine=ScriptedEngine(),
+        store=store,
+        ids=Ids("u", "j", "d"),
+        keyring=KEYRING,
     )
     assert [a.key for a in result.artifacts] == [
         "master/u/d/master.png.enc",
@@ -224,7 +235,9 @@ def test_cli_pdf_gives_a_searchable_pdf_whose_text_matches_the_ocr(tmp_path, key
     Page 2 of the scan is upside down, as a sheet fed the wrong way round would be.
     """
     first = render_page(PAGE_LINES[:3], width=1275, height=1650, font_size=36, margin=90)
-    second = np.rot90(render_page(PAGE_LINES[3:], width=1275, height=1650, font_size=36, margin=90), 2)
+    second = np.rot90(
+        render_page(PAGE_LINES[3:], width=1275, height=1650, font_size=36, margin=90), 2
+    )
     scan = tmp_path / "scan.pdf"
     scan.write_bytes(scan_pdf([first, np.ascontiguousarray(second)], dpi=150))
     out = tmp_path / "out"
@@ -299,3 +312,23 @@ def test_image_bytes_still_process_as_before(page):
     result = rythmiq.process(buf.getvalue(), options=FAST, engine=ScriptedEngine())
     assert result.page_count == 1 and result.source_format == "JPEG"
     assert result.pages[0].render_dpi is None and result.pages[0].orientation is None
+
+
+@pytest.mark.integration
+@pytest.mark.devdata
+@pytest.mark.skipif(not (DEV / "odd" / "ocrmypdf_cardinal.pdf").is_file(), reason="no dev data")
+def test_cardinal_pdf_pages_turned_four_ways_read_alike():
+    """OCRmyPDF's cardinal.pdf: one two-column scan baked in at 0, 90, 180 and 270 degrees."""
+    result = rythmiq.process(
+        DEV / "odd" / "ocrmypdf_cardinal.pdf", options=ProcessOptions(threads=2)
+    )
+    assert result.page_count == 4
+    rotations = [p.orientation.rotation for p in result.pages if p.orientation is not None]
+    assert sorted(rotations) == [0, 90, 180, 270], rotations
+    texts = [p.ocr.text for p in result.pages if p.ocr is not None]
+    upright = texts[rotations.index(0)]
+    assert len(upright.split()) > 200
+    for rotation, text in zip(rotations, texts, strict=True):
+        assert word_f1(text, upright) >= 0.95, (rotation, word_f1(text, upright))
+    # Every page came out upright in portrait, whatever its orientation in the file.
+    assert all(p.image.height > p.image.width for p in result.pages)

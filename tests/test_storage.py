@@ -52,7 +52,9 @@ def check_layout(store: Store, result, page_png: bytes, keyring: Keyring) -> Non
     stored = json.loads(store.read("output/user-1/job-1/result.json"))
     assert stored["ids"] == IDS.to_dict()
     assert {a["key"] for a in stored["artifacts"]} == EXPECTED - {"output/user-1/job-1/result.json"}
-    assert stored["quality"]["score"] == result.quality.score
+    assert stored["page_count"] == 1 and len(stored["pages"]) == 1
+    assert stored["pages"][0]["quality"]["score"] == result.quality.score
+    assert stored["text"] == result.ocr.text
     # The master is the original input, encrypted, and decrypts only with its ids and key.
     key = "master/user-1/doc-1/master.png.enc"
     blob = store.read(key)

@@ -127,7 +127,10 @@ def test_single_document_payload_keeps_the_flat_layout(s3_store):
     out = run_worker(single, env)
     assert out.returncode == 0, out.stderr
     job = one_json(out)
-    assert job["documents"][0]["result"]["quality"]["passed"] is True
+    doc = job["documents"][0]
+    assert doc["page_count"] == 1 and doc["pages"][0]["quality"]["passed"] is True
+    assert doc["result"]["page_count"] == 1 and doc["result"]["passed"] is True
+    assert doc["result"]["pages"][0]["quality"]["passed"] is True
     keys = {k for k in store.list() if k.startswith("output/u1/solo/")}
     assert keys == {
         "output/u1/solo/normalized.jpg",
@@ -292,7 +295,8 @@ def test_ocr_job_and_sigterm_leaves_no_partial_document(tmp_path):
         word_f1(Path(store_dir, "output/u1/job-1/d0/text.txt").read_text(), "\n".join(PAGE_LINES))
         >= 0.95
     )
-    assert first_doc["ocr"]["lines"] >= len(PAGE_LINES)
+    assert first_doc["page_count"] == 1
+    assert first_doc["pages"][0]["ocr"]["lines"] >= len(PAGE_LINES)
     keys = store.list()
     for i, status in enumerate(statuses):
         mine = [k for k in keys if f"/d{i}/" in k]

@@ -46,7 +46,10 @@ def main() -> int:
     for doc in job.get("documents", []):
         line = f"  {doc['document_id']}: {doc['status']}"
         if doc["status"] == "ok":
-            line += f", quality {doc['quality']['score']:.2f}"
+            quality = min(page["quality"]["score"] for page in doc["pages"])
+            line += f", quality {quality:.2f}"
+            if doc["page_count"] > 1:
+                line += f" (lowest of {doc['page_count']} pages)"
         elif "error" in doc:
             line += f", {doc['error']['code']}: {doc['error']['message']}"
         print(line)
