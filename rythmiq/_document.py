@@ -41,12 +41,12 @@ from rythmiq._loading import (
     DEFAULT_MAX_PIXELS,
     LoadedImage,
     Source,
-    _from_array,
     _metadata,
     _read_source,
     _to_uint8,
     decode_bytes,
     decoding,
+    load_image,
     tiff_ifds,
 )
 from rythmiq.normalize import apply_orientation
@@ -177,19 +177,7 @@ def load_document(
         raise OptionsError(f"pdf_dpi must be within {MIN_PDF_DPI:g}-{MAX_PDF_DPI:g}, got {pdf_dpi}")
 
     if isinstance(source, np.ndarray):
-        pixels = _from_array(source)
-        if pixels.shape[0] * pixels.shape[1] > max_pixels:
-            raise InputError(
-                f"image has {pixels.shape[0] * pixels.shape[1]} pixels, over the limit of "
-                f"{max_pixels}",
-                code="input.too_large",
-            )
-        digest = hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
-        page = LoadedPage(0, pixels, None)
-        mode = "RGB" if pixels.ndim == 3 else "L"
-        return LoadedDocument(
-            None, mode, 1, pixels.shape[0] * pixels.shape[1], 0, digest, b"", lambda: iter([page])
-        )
+        return _single(load_image(source, max_pixels=max_pixels))
 
     data, label = _read_source(source, max_input_bytes)
     if b"%PDF-" in data[:1024]:

@@ -486,8 +486,9 @@ def detect_orientation(
     The line axis and skew come from :func:`estimate_skew_and_axis` on a copy 1000 px on its
     long side. Text lines are then cut from the full-resolution page, levelled and scaled to
     40 px high (at most 480 px long), and each crop is stacked with its copy turned 180
-    degrees into one small image that ``engine.recognize`` reads in one call. Each way up
-    scores ``confidence**2`` times the letters and digits read in its crops. Rounds of 1,
+    degrees into one small image (512 px wide, whatever the page, so an engine that builds
+    kernels per input shape reuses them) that ``engine.recognize`` reads in one call. Each
+    way up scores ``confidence**2`` times the letters and digits read in its crops. Rounds of 1,
     2 and 3 more lines are read until one way up has a score of at least 8 and three times
     any other; usually the first round (one line, an image of about 0.07 Mpx) decides. The
     reading that keeps the profile's axis unturned wins unless beaten by 25 %. When the
