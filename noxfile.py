@@ -72,6 +72,16 @@ def bench_batch(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_batch.py", "--soak", "300", *session.posargs)
 
 
+@nox.session(name="bench-engines", python=PYTHON)
+def bench_engines(session: nox.Session) -> None:
+    """Both OCR engines on the dev pages, one thread: word-F1, CER, s/page, init, peak RSS.
+
+    Writes benchmarks/engines/results.json and accuracy_vs_time.png (`-- --out DIR` elsewhere).
+    """
+    session.install("-e", ".[dev]", "matplotlib>=3.8")
+    session.run("python", "benchmarks/bench_engines.py", "--threads", "1", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the mkdocs site into site/ (strict: any warning fails the build)."""

@@ -296,10 +296,13 @@ def cli(debug: bool) -> None:
 @click.option("--target-dpi", type=float, help="Resample to this DPI.")
 @click.option("--max-bytes", type=int, help="Byte budget of the normalized JPEG.")
 @click.option("--threads", type=int, help="OCR threads (default: usable cores).")
-@click.option("--det-model", metavar="NAME", help="Detection model (default PP-OCRv5_mobile_det).")
 @click.option(
-    "--rec-model", metavar="NAME", help="Recognition model (default PP-OCRv5_mobile_rec)."
+    "--engine",
+    type=click.Choice(["paddle", "onnx"]),
+    help="OCR engine: paddle (PaddleOCR, the default) or onnx (ONNX Runtime; rythmiq[onnx]).",
 )
+@click.option("--det-model", metavar="NAME", help="Detection model (default: the engine's).")
+@click.option("--rec-model", metavar="NAME", help="Recognition model (default: the engine's).")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -355,6 +358,7 @@ def process(
     target_dpi: float | None,
     max_bytes: int | None,
     threads: int | None,
+    engine: str | None,
     det_model: str | None,
     rec_model: str | None,
     workers: int,
@@ -394,6 +398,7 @@ def process(
         "target_dpi": target_dpi,
         "max_bytes": max_bytes,
         "threads": threads,
+        "engine": engine,
         "det_model": det_model,
         "rec_model": rec_model,
         "pdf_dpi": pdf_dpi,

@@ -38,8 +38,7 @@ from rythmiq.normalize import (
     resolve_dpi,
 )
 from rythmiq.ocr import (
-    DEFAULT_DET_MODEL,
-    DEFAULT_REC_MODEL,
+    ENGINES,
     EngineConfig,
     OcrEngine,
     OcrResult,
@@ -97,8 +96,11 @@ class ProcessOptions:
         min_jpeg_quality: Lower bound of the budget search before the image is shrunk.
         preview_size: Long side of the preview JPEG.
         ocr: Run OCR at all.
-        det_model: Detection model name.
-        rec_model: Recognition model name.
+        engine: OCR engine: ``"paddle"`` (PaddleOCR, PP-OCRv5 mobile, the default) or
+            ``"onnx"`` (RapidOCR on ONNX Runtime, PP-OCRv6 small; ``pip install
+            'rythmiq[onnx]'``). See :mod:`rythmiq.ocr`.
+        det_model: Detection model name; ``None`` is the engine's default.
+        rec_model: Recognition model name; ``None`` is the engine's default.
         det_model_dir: Explicit detection model directory.
         rec_model_dir: Explicit recognition model directory.
         threads: OCR threads; ``None`` means ``$RYTHMIQ_THREADS`` or the usable cores.
@@ -129,8 +131,9 @@ class ProcessOptions:
     min_jpeg_quality: int = 30
     preview_size: int = 1024
     ocr: bool = True
-    det_model: str = DEFAULT_DET_MODEL
-    rec_model: str = DEFAULT_REC_MODEL
+    engine: str = "paddle"
+    det_model: str | None = None
+    rec_model: str | None = None
     det_model_dir: str | None = None
     rec_model_dir: str | None = None
     threads: int | None = None
@@ -172,6 +175,8 @@ class ProcessOptions:
             )
         if self.preview_size < 16:
             raise OptionsError(f"preview_size must be >= 16, got {self.preview_size}")
+        if self.engine not in ENGINES:
+            raise OptionsError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.threads is not None:
             resolve_threads(self.threads)  # validates
         if isinstance(self.outputs, str) or not isinstance(self.outputs, (tuple, list)):
@@ -205,6 +210,7 @@ class ProcessOptions:
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` these options ask for."""
         return EngineConfig(
+            engine=self.engine,
             det_model=self.det_model,
             rec_model=self.rec_model,
             det_model_dir=self.det_model_dir,

@@ -256,9 +256,9 @@ def _worker_main(
         if engine_factory is not None:
             engine = engine_factory()
         elif options.ocr:
-            from rythmiq.ocr import PaddleEngine
+            from rythmiq.ocr import create_engine
 
-            engine = PaddleEngine(options.engine_config())
+            engine = create_engine(options.engine_config())
     except RythmiqError as exc:
         conn.send(("fatal", exc))
         return
@@ -411,8 +411,8 @@ def process_many(
         on_progress: Called with a :class:`BatchProgress` after every document, in this
             process.
         engine_factory: A picklable callable returning the :class:`~rythmiq.ocr.OcrEngine`
-            each worker uses; default: a :class:`~rythmiq.PaddleEngine` for
-            ``options.engine_config()``, created once per worker.
+            each worker uses; default: the engine ``options.engine`` names (see
+            :func:`rythmiq.ocr.create_engine`), created once per worker.
         start_method: The multiprocessing start method, ``"spawn"`` (default),
             ``"forkserver"`` or ``"fork"``.
 

@@ -147,7 +147,7 @@ class EnginePlugin(WorkerPlugin):
     Args:
         options: The :class:`~rythmiq.ProcessOptions` of every document.
         engine_factory: A picklable callable returning the engine; default: a
-            :class:`~rythmiq.PaddleEngine` for ``options.engine_config()`` (one OCR thread
+            :func:`~rythmiq.ocr.create_engine` for ``options.engine_config()`` (one OCR thread
             unless ``options.threads`` says otherwise).
         store: A store URL, opened on each worker with the worker's environment (so
             credentials stay on the workers), or a :class:`~rythmiq.storage.Store`.
@@ -194,9 +194,9 @@ class EnginePlugin(WorkerPlugin):
         if self.engine_factory is not None:
             engine = self.engine_factory()
         elif self.options.ocr:
-            from rythmiq.ocr import PaddleEngine
+            from rythmiq.ocr import create_engine
 
-            engine = PaddleEngine(self.options.engine_config())
+            engine = create_engine(self.options.engine_config())
         self.engine = _SerialEngine(engine) if engine is not None else None
 
     def teardown(self, worker: Any = None) -> None:

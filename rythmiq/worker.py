@@ -154,7 +154,9 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
     engine: rythmiq.OcrEngine | None = None
     try:
         if options.ocr:
-            engine = rythmiq.PaddleEngine(options.engine_config())
+            from rythmiq.ocr import create_engine
+
+            engine = create_engine(options.engine_config())
     except RythmiqError as exc:
         job["error"] = _error(exc)
         return int(exc.exit_code), job
