@@ -612,29 +612,36 @@ def process(
     keyring: Keyring | None = None,
     on_written: Callable[[Artifact], None] | None = None,
 ) -> ProcessResult:
-    """Check, normalize and OCR one document image.
+    """Check, turn upright, normalize and OCR one document: an image, a PDF or a TIFF.
+
+    Every page is handled in turn (see :class:`PageResult`); a single image is a one-page
+    document.
 
     Args:
-        source: A file path, the encoded bytes of an image, or a ``uint8`` numpy array in the
-            Pillow convention: ``(H, W)`` grayscale or ``(H, W, 3)`` **RGB** (not OpenCV's BGR).
+        source: A file path, the encoded bytes of an image or PDF, or a ``uint8`` numpy
+            array in the Pillow convention: ``(H, W)`` grayscale or ``(H, W, 3)`` **RGB**
+            (not OpenCV's BGR).
         options: A :class:`ProcessOptions`; the defaults when ``None``.
         engine: The OCR engine to use. When ``None`` the shared default engine for
             ``options.engine_config()`` is used (loaded once per process and configuration;
             see :func:`rythmiq.ocr.clear_engine_cache`).
         store: Where to write the artifacts (see :mod:`rythmiq.layout`): the encrypted
-            master, normalized image, preview, OCR text, and ``result.json`` last. Nothing is
-            written without a store.
+            master, each page's normalized image and preview, the ``options.outputs`` (OCR
+            text, hOCR, searchable PDF), and ``result.json`` last. Nothing is written without
+            a store, and nothing at all when any page fails.
         ids: The :class:`~rythmiq.layout.Ids` that place the artifacts; required with a store.
         keyring: Keyring for the master; with a store and no keyring,
             :func:`rythmiq.keyring.load_keyring` finds one (it never creates keys).
         on_written: Called after each artifact is written.
 
     Returns:
-        A :class:`ProcessResult`. OCR runs on the normalized pixels, before JPEG encoding, so
-        the boxes are in pixel coordinates of ``result.image`` and nothing is decoded twice.
+        A :class:`ProcessResult`. OCR runs on each page's normalized, upright pixels, before
+        JPEG encoding, so the boxes are in pixel coordinates of that page's ``image`` and
+        nothing is decoded twice.
 
     Raises:
-        InputError: The source cannot be read as an image, or is too large.
+        InputError: The source cannot be read as an image or PDF, is password-protected, or
+            is over a limit (bytes, pixels, pages, total pixels).
         OptionsError: An option is invalid.
         ModelError: The OCR models cannot be loaded.
         OcrError: The OCR engine failed on this image.
