@@ -595,18 +595,12 @@ class PaddleEngine:
                 pages = self._ocr.predict(bgr)
         except Exception as exc:
             raise OcrError(f"PaddleOCR failed: {type(exc).__name__}: {exc}") from exc
-        lines: list[OcrLine] = []
-        for page in pages:
-            for text, score, poly in zip(
-                page["rec_texts"], page["rec_scores"], page["rec_polys"], strict=True
-            ):
-                if not text.strip():
-                    continue
-                pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-                box = _quad(pts)
-                lines.append(OcrLine(text=str(text), confidence=float(score), box=box))
-        h, w = image.shape[:2]
-        return OcrResult(lines=sort_reading_order(lines), width=w, height=h, engine=self.name)
+        found = (
+            item
+            for page in pages
+            for item in zip(page["rec_texts"], page["rec_scores"], page["rec_polys"], strict=True)
+        )
+        return _ocr_result(found, image, self.name)
 
     def close(self) -> None:
         """Drop the models; the engine cannot be used afterwards."""
@@ -618,6 +612,21 @@ class PaddleEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ocr_result(
+    found: Iterable[tuple[Any, Any, Any]], image: NDArray[np.uint8], engine: str
+) -> OcrResult:
+    """An :class:`OcrResult` from an engine's ``(text, score, polygon)`` triples: blank lines
+    dropped, polygons made 4-point boxes, lines put in reading order."""
+    lines: list[OcrLine] = []
+    for text, score, poly in found:
+        if not str(text).strip():
+            continue
+        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        lines.append(OcrLine(text=str(text), confidence=float(score), box=_quad(pts)))
+    h, w = image.shape[:2]
+    return OcrResult(lines=sort_reading_order(lines), width=w, height=h, engine=engine)
 
 
 def _quad(pts: NDArray[np.float64]) -> Box:
@@ -752,17 +761,11 @@ class OnnxEngine:
             raise
         except Exception as exc:
             raise OcrError(f"RapidOCR failed: {type(exc).__name__}: {exc}") from exc
-        lines: list[OcrLine] = []
         # An empty page comes back without txts (or as a detection-only output).
         txts = getattr(out, "txts", None)
-        if txts is not None and out.boxes is not None:
-            for text, score, poly in zip(txts, out.scores, out.boxes, strict=True):
-                if not text.strip():
-                    continue
-                pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-                lines.append(OcrLine(text=str(text), confidence=float(score), box=_quad(pts)))
-        h, w = image.shape[:2]
-        return OcrResult(lines=sort_reading_order(lines), width=w, height=h, engine=self.name)
+        if txts is None or out.boxes is None:
+            return _ocr_result((), image, self.name)
+        return _ocr_result(zip(txts, out.scores, out.boxes, strict=True), image, self.name)
 
     def close(self) -> None:
         """Drop the models; the engine cannot be used afterwards."""
