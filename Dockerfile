@@ -40,7 +40,7 @@ WORKDIR /home/rythmiq
 # Fail the build unless both baked models resolve from RYTHMIQ_MODEL_DIR.
 RUN rythmiq models list --json --det-model "$DET_MODEL" --rec-model "$REC_MODEL" \
     | python -c 'import json, sys; d = json.load(sys.stdin); \
-assert all(m["source"] == "env" for m in d.values()), d'
+assert all(d[r]["source"] == "env" for r in ("det", "rec")), d'
 
 # Reads the payload from stdin (or --payload FILE), prints one JSON job result.
 ENTRYPOINT ["rythmiq", "worker"]

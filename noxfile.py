@@ -82,6 +82,14 @@ def bench_engines(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_engines.py", "--threads", "1", *session.posargs)
 
 
+@nox.session(name="bench-engine-settings", python=PYTHON)
+def bench_engine_settings(session: nox.Session) -> None:
+    """The engine-settings study (variants side by side; `-- onnx-first onnx` by default)."""
+    session.install("-e", ".[dev]")
+    args = session.posargs or ["onnx-first", "onnx"]
+    session.run("python", "benchmarks/bench_engine_settings.py", "--threads", "1", *args)
+
+
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
     """Build the mkdocs site into site/ (strict: any warning fails the build)."""

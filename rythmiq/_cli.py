@@ -522,27 +522,39 @@ def models() -> None:
 
 def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
-        "--rec-model", metavar="NAME", help="Recognition model (default PP-OCRv5_mobile_rec)."
+        "--rec-model", metavar="NAME", help="Recognition model (default: the engine's own)."
+    )(f)
+    f = click.option(
+        "--det-model", metavar="NAME", help="Detection model (default: the engine's own)."
     )(f)
     return click.option(
-        "--det-model", metavar="NAME", help="Detection model (default PP-OCRv5_mobile_det)."
+        "--engine",
+        type=click.Choice(["paddle", "onnx"]),
+        default="paddle",
+        show_default=True,
+        help="Whose models: paddle (PaddleOCR) or onnx (RapidOCR on ONNX Runtime).",
     )(f)
 
 
 @models.command("list")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def models_list(det_model: str | None, rec_model: str | None, as_json: bool) -> int:
-    """Show each model's name, source (explicit/env/bundled/download) and folder."""
-    from rythmiq.ocr import DEFAULT_DET_MODEL, DEFAULT_REC_MODEL, resolve_model
+def models_list(engine: str, det_model: str | None, rec_model: str | None, as_json: bool) -> int:
+    """Show each model's name, source (explicit/env/bundled/download) and path.
 
-    det = resolve_model(det_model or DEFAULT_DET_MODEL)
-    rec = resolve_model(rec_model or DEFAULT_REC_MODEL)
+    ONNX models are never downloaded: a missing one is an error (exit code 6).
+    """
+    from rythmiq.ocr import _DEFAULT_MODELS, resolve_model
+
+    default_det, default_rec = _DEFAULT_MODELS[engine]
+    det = resolve_model(det_model or default_det, engine=engine)
+    rec = resolve_model(rec_model or default_rec, engine=engine)
     if as_json:
-        click.echo(json.dumps({"det": asdict(det), "rec": asdict(rec)}))
+        click.echo(json.dumps({"engine": engine, "det": asdict(det), "rec": asdict(rec)}))
         return int(ExitCode.OK)
     width = max(len(det.name), len(rec.name))
     for role, m in (("det", det), ("rec", rec)):
+        # Only a PaddleOCR model resolves to no path; a missing ONNX model raised above.
         where = m.path if m.path is not None else "(PaddleOCR downloads it on first use)"
         click.echo(f"{role}  {m.name:<{width}}  {m.source:<8}  {where}")
     return int(ExitCode.OK)
@@ -554,23 +566,34 @@ def models_list(det_model: str | None, rec_model: str | None, as_json: bool) -> 
     required=True,
     metavar="DIR",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to put the models in, as DIR/<name>/.",
+    help="Folder to put the models in: DIR/<name>/ (paddle) or DIR/<name>.onnx (onnx).",
 )
 @_model_options
-def models_prefetch(dest: Path, det_model: str | None, rec_model: str | None) -> int:
+def models_prefetch(dest: Path, engine: str, det_model: str | None, rec_model: str | None) -> int:
     """Copy (or download) both models into DIR, for RYTHMIQ_MODEL_DIR=DIR.
 
-    Local models (RYTHMIQ_MODEL_DIR, or the bundled weights) are copied; others are downloaded
-    by PaddleOCR, which needs a reachable model hub (offline this fails with exit code 6).
+    Local models (RYTHMIQ_MODEL_DIR, or the bundled weights) are copied; other PaddleOCR
+    models are downloaded by PaddleOCR, which needs a reachable model hub (offline this fails
+    with exit code 6). ONNX models are only copied, never downloaded: a missing one fails
+    with exit code 6.
     """
-    from rythmiq.ocr import DEFAULT_DET_MODEL, DEFAULT_REC_MODEL, prefetch_models
+    from rythmiq.ocr import prefetch_models
 
     placed = prefetch_models(
-        dest, det_model=det_model or DEFAULT_DET_MODEL, rec_model=rec_model or DEFAULT_REC_MODEL
+        dest, det_model=det_model or None, rec_model=rec_model or None, engine=engine
     )
     for role, m in zip(("det", "rec"), placed, strict=True):
         click.echo(f"{role}  {m.name}  ->  {m.path}")
-    click.echo(f"use them with: RYTHMIQ_MODEL_DIR={dest} RYTHMIQ_BUNDLED_MODELS=0")
+    hint = f"use them with: RYTHMIQ_MODEL_DIR={dest} RYTHMIQ_BUNDLED_MODELS=0"
+    if engine == "onnx":
+        hint += " rythmiq process PAGE --engine onnx"
+        for flag, given, m in (
+            ("--det-model", det_model, placed[0]),
+            ("--rec-model", rec_model, placed[1]),
+        ):
+            if given:
+                hint += f" {flag} {m.name}"
+    click.echo(hint)
     return int(ExitCode.OK)
 
 

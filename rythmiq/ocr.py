@@ -387,8 +387,9 @@ def resolve_threads(threads: int | None = None) -> int:
 
 # --------------------------------------------------------------------------- configuration
 
-# Measured on the dev OCR pages at one thread (benchmarks/bench_engines.py; docs in EngineConfig).
-_DEFAULT_DET_LIMIT = {"paddle": 1280, "onnx": 1280}
+# Measured on the dev OCR pages at one thread (benchmarks/bench_engine_settings.py; docs in
+# EngineConfig).
+_DEFAULT_DET_LIMIT = {"paddle": 1280, "onnx": 960}
 _DEFAULT_REC_BATCH = {"paddle": 6, "onnx": 1}
 _DEFAULT_MODELS = {
     "paddle": (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL),
@@ -417,12 +418,13 @@ class EngineConfig:
             only.
         det_limit_side_len: Detection sees the image scaled down so that its longer side is at
             most this many pixels (never scaled up); recognition still reads each line from
-            the full-resolution image. ``None`` is 1280 for both engines: an A4 page at 300 dpi
-            is then detected at about 1/2.7 scale, where 10 pt text is still ~15 px tall.
-            The libraries' own defaults detect at full resolution (PaddleOCR) or at up to
-            2000 px (RapidOCR), which was slower and read no better on the dev pages
-            (``benchmarks/bench_engines.py``). Lower it for speed on large-print pages; raise
-            it for tiny print on large scans.
+            the full-resolution image. ``None`` is 1280 for paddle and 960 for onnx: an A4
+            page at 300 dpi is then detected at about 1/2.7 (1/3.6) scale, where 10 pt text
+            is still ~15 (~11) px tall. The libraries' own defaults detect at full resolution
+            (PaddleOCR) or at up to 2000 px (RapidOCR), which was slower and read no better
+            on the dev pages; PP-OCRv6's detector lost nothing at 960 on them (word-F1 0.920
+            vs 0.921 at 1280, ``benchmarks/bench_engine_settings.py``). Lower it for
+            speed on large-print pages; raise it for tiny print on large scans.
         rec_batch_size: Text lines recognised per model call; lines are sorted by aspect
             ratio first and each batch is padded to its widest line. ``None`` is 6 for
             paddle (PaddleOCR's default; 1 was slower) and 1 for onnx (on one thread,
@@ -659,8 +661,10 @@ class OnnxEngine:
     are read without RapidOCR's 180-degree line classifier: pages are turned upright before
     OCR (:mod:`rythmiq.orientation`), and on the dev receipts the classifier cost about 15%
     more time and read no better (one receipt lost 0.05 word-F1;
-    ``benchmarks/bench_engines.py``). Lines RapidOCR scores under 0.5 are dropped, as
-    RapidOCR does by default.
+    ``benchmarks/bench_engine_settings.py onnx-cls``). Lines RapidOCR scores under 0.5 are
+    dropped, as RapidOCR does by default. Detection sees the page at 960 px, short lines are
+    padded to 64 px for recognition, and ONNX Runtime's CPU memory arena is on (see
+    :class:`EngineConfig` and ``docs/benchmarks.md``).
 
     Raises:
         OptionsError: ``config.engine`` is not ``"onnx"``.
@@ -723,12 +727,17 @@ class OnnxEngine:
             "Det.limit_type": "max",
             "Rec.model_path": self.rec.path,
             "Rec.rec_batch_num": self.config.rec_batch_size,
-            # Pad short lines to 160 px wide, not PaddleOCR's 320: a receipt is mostly short
-            # lines, and the padding was a fifth of the recognition time with no loss of
-            # word-F1 on the dev pages (benchmarks/bench_engines.py, onnx vs onnx-w320).
-            "Rec.rec_img_shape": [3, 48, 160],
+            # Pad short lines to 64 px wide, not PaddleOCR's 320: a receipt is mostly short
+            # lines (a price, a quantity), and recognition time grows with the padded width;
+            # 320 -> 160 -> 64 held word-F1 on the dev pages and took 0.92 of the time of 160
+            # (benchmarks/bench_engine_settings.py onnx-w320 onnx-w160 onnx-w96 onnx onnx-w48).
+            "Rec.rec_img_shape": [3, 48, 64],
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            # RapidOCR turns ONNX Runtime's CPU memory arena off; with it on, every line's
+            # tensors are not allocated afresh (3-6% less time over the dev pages, up to 20%
+            # on a receipt of many short lines; bench_engine_settings.py onnx-noarena onnx).
+            "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
 
     @property
@@ -788,35 +797,56 @@ _DOWNLOAD_TIMEOUT_S = 1800
 def prefetch_models(
     dest: str | os.PathLike[str],
     *,
-    det_model: str = DEFAULT_DET_MODEL,
-    rec_model: str = DEFAULT_REC_MODEL,
+    det_model: str | None = None,
+    rec_model: str | None = None,
+    engine: str = "paddle",
 ) -> tuple[ResolvedModel, ResolvedModel]:
-    """Put both models into ``dest/<name>/``, ready for ``RYTHMIQ_MODEL_DIR=dest``.
+    """Put both models of ``engine`` into ``dest``, ready for ``RYTHMIQ_MODEL_DIR=dest``.
 
-    Each model is resolved with :func:`resolve_model`. A local one (env or bundled) is copied;
-    one that resolves to ``"download"`` is fetched by building a :class:`PaddleEngine` in a
-    subprocess whose ``PADDLE_PDX_CACHE_HOME`` is a temporary folder inside ``dest`` (PaddleX
-    reads that variable once, at import), and then copied from there. Each model folder is
-    copied under a temporary name in ``dest`` and renamed into place, so ``dest/<name>/`` is
-    never half-written; an existing copy is replaced. Hidden files (download caches) are left
-    out.
+    ``det_model``/``rec_model`` left at ``None`` are the engine's own defaults
+    (:data:`DEFAULT_DET_MODEL`/:data:`DEFAULT_REC_MODEL` for ``"paddle"``,
+    :data:`ONNX_DET_MODEL`/:data:`ONNX_REC_MODEL` for ``"onnx"``). Both models are resolved
+    with :func:`resolve_model` before anything is written.
+
+    PaddleOCR models go to ``dest/<name>/``. A local one (env or bundled) is copied; one that
+    resolves to ``"download"`` is fetched by building a :class:`PaddleEngine` in a subprocess
+    whose ``PADDLE_PDX_CACHE_HOME`` is a temporary folder inside ``dest`` (PaddleX reads that
+    variable once, at import), and then copied from there. Each model folder is copied under
+    a temporary name in ``dest`` and renamed into place, so ``dest/<name>/`` is never
+    half-written; an existing copy is replaced. Hidden files (download caches) are left out.
+
+    ONNX models go to ``dest/<name>.onnx``, copied from wherever they resolve (env or the
+    rapidocr wheel); they are never downloaded. Each file is written under a temporary name
+    in ``dest``, made readable by all users (0644) and renamed into place, so
+    ``dest/<name>.onnx`` is never half-written; an existing copy is replaced, and a model
+    that already resolves to that very file is left as it is.
 
     Returns:
         ``(det, rec)`` as :class:`ResolvedModel` with source ``"explicit"`` and paths under
-        ``dest``.
+        ``dest`` (the model folder for paddle, the ``.onnx`` file for onnx).
 
     Raises:
-        OptionsError: A model name is not a plain name.
+        OptionsError: ``engine`` is unknown, or a model name is not a plain name.
         ModelError: A download failed (``model.load_failed``, e.g. offline) or produced no
-            model files (``model.not_found``).
+            model files (``model.not_found``); an ONNX model cannot be found
+            (``model.not_found``; nothing is written then).
         StorageError: ``dest`` cannot be written (``storage.write_failed``).
     """
-    models = (resolve_model(det_model), resolve_model(rec_model))
+    _check_engine(engine)
+    default_det, default_rec = _DEFAULT_MODELS[engine]
+    det_name = default_det if det_model is None else det_model
+    rec_name = default_rec if rec_model is None else rec_model
+    models = (
+        resolve_model(det_name, engine=engine),
+        resolve_model(rec_name, engine=engine),
+    )
     root = Path(dest).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_failed(root, exc) from exc
+    if engine == "onnx":
+        return _prefetch_onnx(models, root)
     cache: Path | None = None
     try:
         if any(m.path is None for m in models):
@@ -839,6 +869,42 @@ def prefetch_models(
         if cache is not None:
             shutil.rmtree(cache, ignore_errors=True)
     return placed[0], placed[1]
+
+
+def _prefetch_onnx(
+    models: tuple[ResolvedModel, ResolvedModel], root: Path
+) -> tuple[ResolvedModel, ResolvedModel]:
+    """Copy two resolved ONNX models to ``root/<name>.onnx``."""
+    placed = []
+    for model in models:
+        assert model.path is not None  # an ONNX model always resolves to its file
+        target = _install_file(Path(model.path), root, model.name)
+        placed.append(ResolvedModel(model.name, str(target), "explicit"))
+    return placed[0], placed[1]
+
+
+def _install_file(source: Path, root: Path, name: str) -> Path:
+    """Copy the file ``source`` to ``root/<name>.onnx`` via a temporary file and a rename."""
+    target = root / f"{name}.onnx"
+    if target.exists() and source.resolve() == target.resolve():
+        return target  # prefetching into the folder it resolved from
+    tmp: Path | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=root)
+        tmp = Path(tmp_name)
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        # mkstemp makes it 0600; a model baked by root must stay readable by the runtime user.
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise _write_failed(target, exc) from exc
+    return target
 
 
 def _write_failed(path: Path, exc: OSError) -> StorageError:
