@@ -8,13 +8,15 @@ ONNX Runtime's memory arena, the 180-degree classifier) were chosen; ``bench_eng
 compares the two engines as shipped. Each VARIANT (see :func:`_variants`; default
 ``paddle-lib paddle onnx-lib onnx``) is one engine with one setting changed from rythmiq's
 defaults, or a library's own defaults (``*-lib``), or ``onnx-first`` (the ONNX engine's
-first defaults: detection 1280, lines padded to 160 px, no memory arena).
+first defaults: detection 1280, lines padded to 160 px, no memory arena). The run ends with
+the process's peak RSS; run one variant at a time to compare memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import sys
 import time
@@ -209,11 +211,18 @@ def sweep(args: argparse.Namespace) -> int:
             f"{name:16s} {m['mean_f1']:8.3f} {m['median_s']:9.2f} {m['p95_s']:7.2f} "
             f"{m['total_s']:8.1f}"
         )
+    # Whole-process peak: a figure for one variant when the run has only that one.
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this process: {peak_mb:.0f} MB ({', '.join(engines)})")
     for engine in engines.values():
         engine.close()
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"threads": args.threads, "variants": summary}, fh, indent=1)
+            json.dump(
+                {"threads": args.threads, "variants": summary, "peak_rss_mb": round(peak_mb)},
+                fh,
+                indent=1,
+            )
     return 0
 
 

@@ -422,9 +422,10 @@ class EngineConfig:
             page at 300 dpi is then detected at about 1/2.7 (1/3.6) scale, where 10 pt text
             is still ~15 (~11) px tall. The libraries' own defaults detect at full resolution
             (PaddleOCR) or at up to 2000 px (RapidOCR), which was slower and read no better
-            on the dev pages; PP-OCRv6's detector lost nothing at 960 on them (word-F1 0.920
-            vs 0.921 at 1280, ``benchmarks/bench_engine_settings.py``). Lower it for
-            speed on large-print pages; raise it for tiny print on large scans.
+            on the dev pages; PP-OCRv6's detector lost nothing at 960 on them (word-F1 0.960
+            vs 0.961 at 1280 on 13 receipt and test pages, 0.824 vs 0.823 on the 6 large
+            ones, at 0.85 and 0.92 of the time; ``benchmarks/bench_engine_settings.py``).
+            Lower it for speed on large-print pages; raise it for tiny print on large scans.
         rec_batch_size: Text lines recognised per model call; lines are sorted by aspect
             ratio first and each batch is padded to its widest line. ``None`` is 6 for
             paddle (PaddleOCR's default; 1 was slower) and 1 for onnx (on one thread,
@@ -737,6 +738,8 @@ class OnnxEngine:
             # RapidOCR turns ONNX Runtime's CPU memory arena off; with it on, every line's
             # tensors are not allocated afresh (3-6% less time over the dev pages, up to 20%
             # on a receipt of many short lines; bench_engine_settings.py onnx-noarena onnx).
+            # It keeps its high-water mark: peak RSS 606 MB instead of 499 MB over five dev
+            # pages with the three largest, still about half of the Paddle engine's.
             "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
 
