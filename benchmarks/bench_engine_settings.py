@@ -28,7 +28,7 @@ UPRIGHT = {"scribe_multicol_04_rot90ccw": -1, "scribe_multicol_04_rot180": 2}  #
 
 
 def _variants() -> dict[str, Any]:
-    from rythmiq.ocr import EngineConfig, OnnxEngine, PaddleEngine
+    from rythmiq.ocr import EngineConfig, OnnxEngine, PaddleEngine, resolve_model
 
     class PaddleLib(PaddleEngine):
         def _paddle_kwargs(self) -> dict[str, Any]:
@@ -41,6 +41,11 @@ def _variants() -> dict[str, Any]:
                 kw.pop(key)
             return kw
 
+    def with_classifier(params: dict[str, Any]) -> dict[str, Any]:
+        # RapidOCR's 180-degree line classifier, from the rapidocr wheel.
+        cls = resolve_model("ch_ppocr_mobile_v2.0_cls_mobile", engine="onnx")
+        return {**params, "Global.use_cls": True, "Cls.model_path": str(cls.path)}
+
     class OnnxLib(OnnxEngine):
         def _rapidocr_params(self) -> dict[str, Any]:
             params = super()._rapidocr_params()
@@ -50,26 +55,14 @@ def _variants() -> dict[str, Any]:
                 "Det.limit_type",
                 "Rec.rec_batch_num",
                 "Rec.rec_img_shape",
+                "EngineConfig.onnxruntime.enable_cpu_mem_arena",
             ):
                 params.pop(key)
-            params["Global.use_cls"] = True
-            params["Cls.model_path"] = str(
-                __import__("rythmiq.ocr")
-                .ocr.resolve_model("ch_ppocr_mobile_v2.0_cls_mobile", engine="onnx")
-                .path
-            )
-            return params
+            return with_classifier(params)
 
     class OnnxCls(OnnxEngine):
         def _rapidocr_params(self) -> dict[str, Any]:
-            params = super()._rapidocr_params()
-            params["Global.use_cls"] = True
-            params["Cls.model_path"] = str(
-                __import__("rythmiq.ocr")
-                .ocr.resolve_model("ch_ppocr_mobile_v2.0_cls_mobile", engine="onnx")
-                .path
-            )
-            return params
+            return with_classifier(super()._rapidocr_params())
 
     def onnx_params(config: dict[str, Any] | None = None, **params: Any) -> Any:
         # The engine with some RapidOCR parameters replaced; keys use "__" for ".".
