@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -497,14 +497,82 @@ def _libyaml_loader() -> Iterator[None]:
             yaml.FullLoader = original
 
 
+_E = TypeVar("_E", bound="_LibraryEngine")
+
+
 @dataclass
-class PaddleEngine:
+class _LibraryEngine:
+    """What both engines share: an OCR library object behind a lock, closing, and the
+    :class:`OcrEngine` surface. A subclass loads ``_ocr`` in ``__post_init__`` and says how to
+    hand its library an image (:meth:`_library_input`) and read the answer (:meth:`_read`)."""
+
+    config: EngineConfig = field(default_factory=EngineConfig)
+    det: ResolvedModel = field(init=False)
+    rec: ResolvedModel = field(init=False)
+    _ocr: Any = field(init=False, default=None, repr=False)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+
+    _engine: ClassVar[str]  # the EngineConfig.engine this class serves
+    _library: ClassVar[str]  # the library's name, in error messages
+
+    def _resolve_config(self) -> EngineConfig:
+        """Check ``config.engine`` and fill in its defaults (the first step of loading)."""
+        if self.config.engine != self._engine:
+            raise OptionsError(
+                f"{type(self).__name__} needs engine={self._engine!r}, got {self.config.engine!r}"
+            )
+        self.config = self.config.resolved()
+        return self.config
+
+    @property
+    def name(self) -> str:
+        """``"<engine>:<det>+<rec>"``."""
+        return f"{self._engine}:{self.det.name}+{self.rec.name}"
+
+    def _library_input(self, image: NDArray[np.uint8]) -> Any:
+        raise NotImplementedError
+
+    def _read(self, image: Any) -> list[tuple[Any, Any, Any]]:
+        """Run the library (under the lock) and return its ``(text, score, polygon)``s."""
+        raise NotImplementedError
+
+    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
+        """Read the text of an ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` image."""
+        check_image(image)
+        if self._ocr is None:
+            raise OcrError("engine is closed", code="ocr.closed")
+        prepared = self._library_input(image)
+        try:
+            with self._lock:
+                if self._ocr is None:  # closed by another thread meanwhile
+                    raise OcrError("engine is closed", code="ocr.closed")
+                found = self._read(prepared)
+        except OcrError:
+            raise
+        except Exception as exc:
+            raise OcrError(f"{self._library} failed: {type(exc).__name__}: {exc}") from exc
+        return _ocr_result(found, image, self.name)
+
+    def close(self) -> None:
+        """Drop the models; the engine cannot be used afterwards."""
+        with self._lock:
+            self._ocr = None
+
+    def __enter__(self: _E) -> _E:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class PaddleEngine(_LibraryEngine):
     """PaddleOCR (PP-OCRv5 by default) behind the :class:`OcrEngine` interface.
 
     Loading takes a few seconds, so create one engine and reuse it; it is thread-safe (calls
     are serialised) and must be closed, or used as a context manager::
 
-        with PaddleEngine(threads=1) as engine:
+        with PaddleEngine(EngineConfig(threads=1)) as engine:
             result = engine.recognize(rgb_array)
 
     Raises:
@@ -514,19 +582,14 @@ class PaddleEngine:
             download with no network).
     """
 
-    config: EngineConfig = field(default_factory=EngineConfig)
-    det: ResolvedModel = field(init=False)
-    rec: ResolvedModel = field(init=False)
-    _ocr: Any = field(init=False, default=None, repr=False)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    _engine: ClassVar[str] = "paddle"
+    _library: ClassVar[str] = "PaddleOCR"
 
     def __post_init__(self) -> None:
-        if self.config.engine != "paddle":
-            raise OptionsError(f"PaddleEngine needs engine='paddle', got {self.config.engine!r}")
-        self.config = self.config.resolved()
-        assert self.config.det_model is not None and self.config.rec_model is not None
-        self.det = resolve_model(self.config.det_model, self.config.det_model_dir)
-        self.rec = resolve_model(self.config.rec_model, self.config.rec_model_dir)
+        config = self._resolve_config()
+        assert config.det_model is not None and config.rec_model is not None
+        self.det = resolve_model(config.det_model, config.det_model_dir)
+        self.rec = resolve_model(config.rec_model, config.rec_model_dir)
         if self.det.path is not None and self.rec.path is not None:
             # Read by paddlex at import: stops it probing model hubs that may be unreachable.
             os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
@@ -575,46 +638,21 @@ class PaddleEngine:
             "enable_mkldnn": self.config.enable_mkldnn,
         }
 
-    @property
-    def name(self) -> str:
-        """``"paddle:<det>+<rec>"``."""
-        return f"paddle:{self.det.name}+{self.rec.name}"
-
-    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
-        """Read the text of an ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` image."""
-        check_image(image)
-        if self._ocr is None:
-            raise OcrError("engine is closed", code="ocr.closed")
+    def _library_input(self, image: NDArray[np.uint8]) -> Any:
         import cv2
 
         if image.ndim == 2 or image.shape[2] == 1:
-            bgr = cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-        elif image.shape[2] == 4:
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
-        else:
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        try:
-            with self._lock:
-                pages = self._ocr.predict(bgr)
-        except Exception as exc:
-            raise OcrError(f"PaddleOCR failed: {type(exc).__name__}: {exc}") from exc
-        found = (
+            return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+        if image.shape[2] == 4:
+            return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+    def _read(self, image: Any) -> list[tuple[Any, Any, Any]]:
+        return [
             item
-            for page in pages
+            for page in self._ocr.predict(image)
             for item in zip(page["rec_texts"], page["rec_scores"], page["rec_polys"], strict=True)
-        )
-        return _ocr_result(found, image, self.name)
-
-    def close(self) -> None:
-        """Drop the models; the engine cannot be used afterwards."""
-        with self._lock:
-            self._ocr = None
-
-    def __enter__(self) -> PaddleEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        ]
 
 
 def _ocr_result(
@@ -647,7 +685,7 @@ _rapidocr_lock = threading.Lock()
 
 
 @dataclass
-class OnnxEngine:
+class OnnxEngine(_LibraryEngine):
     """RapidOCR on ONNX Runtime (PP-OCRv6 small by default) behind :class:`OcrEngine`.
 
     The models are ``.onnx`` files found by :func:`resolve_model` with ``engine="onnx"``; by
@@ -675,16 +713,13 @@ class OnnxEngine:
     """
 
     config: EngineConfig = field(default_factory=lambda: EngineConfig(engine="onnx"))
-    det: ResolvedModel = field(init=False)
-    rec: ResolvedModel = field(init=False)
-    _ocr: Any = field(init=False, default=None, repr=False)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+
+    _engine: ClassVar[str] = "onnx"
+    _library: ClassVar[str] = "RapidOCR"
 
     def __post_init__(self) -> None:
-        if self.config.engine != "onnx":
-            raise OptionsError(f"OnnxEngine needs engine='onnx', got {self.config.engine!r}")
-        self.config = self.config.resolved()
-        assert self.config.det_model is not None and self.config.rec_model is not None
+        config = self._resolve_config()
+        assert config.det_model is not None and config.rec_model is not None
         try:
             import onnxruntime  # noqa: F401
             from rapidocr import RapidOCR
@@ -693,8 +728,8 @@ class OnnxEngine:
                 "RapidOCR/ONNX Runtime is not installed: pip install 'rythmiq[onnx]'",
                 code="model.missing_dependency",
             ) from exc
-        self.det = resolve_model(self.config.det_model, self.config.det_model_dir, engine="onnx")
-        self.rec = resolve_model(self.config.rec_model, self.config.rec_model_dir, engine="onnx")
+        self.det = resolve_model(config.det_model, config.det_model_dir, engine="onnx")
+        self.rec = resolve_model(config.rec_model, config.rec_model_dir, engine="onnx")
         try:
             # RapidOCR sets its (process-wide) logger's level from the params; serialised so
             # two engines built at once do not interleave that.
@@ -743,52 +778,24 @@ class OnnxEngine:
             "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
 
-    @property
-    def name(self) -> str:
-        """``"onnx:<det>+<rec>"``."""
-        return f"onnx:{self.det.name}+{self.rec.name}"
-
-    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
-        """Read the text of an ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` image."""
-        check_image(image)
-        if self._ocr is None:
-            raise OcrError("engine is closed", code="ocr.closed")
+    def _library_input(self, image: NDArray[np.uint8]) -> Any:
         import cv2
 
         # RapidOCR takes a 3-channel array as BGR as it is and turns a 2-D one into BGR
         # itself: convert RGB once here, and pass grayscale through.
-        bgr: Any
         if image.ndim == 2 or image.shape[2] == 1:
-            bgr = np.ascontiguousarray(image.reshape(image.shape[:2]))
-        elif image.shape[2] == 4:
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
-        else:
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        try:
-            with self._lock:
-                if self._ocr is None:
-                    raise OcrError("engine is closed", code="ocr.closed")
-                out = self._ocr(bgr)
-        except OcrError:
-            raise
-        except Exception as exc:
-            raise OcrError(f"RapidOCR failed: {type(exc).__name__}: {exc}") from exc
+            return np.ascontiguousarray(image.reshape(image.shape[:2]))
+        if image.shape[2] == 4:
+            return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
+        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+
+    def _read(self, image: Any) -> list[tuple[Any, Any, Any]]:
+        out = self._ocr(image)
         # An empty page comes back without txts (or as a detection-only output).
         txts = getattr(out, "txts", None)
         if txts is None or out.boxes is None:
-            return _ocr_result((), image, self.name)
-        return _ocr_result(zip(txts, out.scores, out.boxes, strict=True), image, self.name)
-
-    def close(self) -> None:
-        """Drop the models; the engine cannot be used afterwards."""
-        with self._lock:
-            self._ocr = None
-
-    def __enter__(self) -> OnnxEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+            return []
+        return list(zip(txts, out.scores, out.boxes, strict=True))
 
 
 # --------------------------------------------------------------------------- prefetch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -19,6 +20,21 @@ DEV = Path(
         "RYTHMIQ_DEV_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
     )
 )
+
+# The ONNX engine's tests need the rythmiq[onnx] extra (in dev, so CI runs them).
+needs_rapidocr = pytest.mark.skipif(
+    importlib.util.find_spec("rapidocr") is None, reason="rythmiq[onnx] is not installed"
+)
+
+
+def iou(a, b) -> float:
+    """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
 
 PAGE_LINES = [
     "Quarterly report for the harbour office",

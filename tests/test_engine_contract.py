@@ -7,14 +7,13 @@ model.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PAGE_LINES, text_layout
+from conftest import PAGE_LINES, iou, needs_rapidocr, text_layout
 
 from rythmiq import ModelError, OcrError, OptionsError
 from rythmiq.metrics import word_f1
@@ -38,9 +37,6 @@ from rythmiq.ocr import (
     resolve_model,
 )
 
-HAVE_RAPIDOCR = importlib.util.find_spec("rapidocr") is not None
-needs_rapidocr = pytest.mark.skipif(not HAVE_RAPIDOCR, reason="rapidocr is not installed")
-
 ENGINES = [
     pytest.param("paddle", marks=pytest.mark.integration),
     pytest.param("onnx", marks=[pytest.mark.integration, needs_rapidocr]),
@@ -63,14 +59,6 @@ def ocr(request):
 @pytest.fixture(scope="module")
 def page_result(ocr, page):
     return ocr.recognize(page)
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def shoelace(box) -> float:

@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import DEV, PAGE_LINES, dev_rows, render_page, text_layout
+from conftest import DEV, PAGE_LINES, dev_rows, iou, render_page, text_layout
 from PIL import Image
 
 from rythmiq import ProcessOptions, process
@@ -30,14 +30,6 @@ pytestmark = pytest.mark.integration
 def paddle():
     with PaddleEngine(EngineConfig()) as engine:
         yield engine
-
-
-def iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def test_rendered_page_text_and_boxes(paddle, page):

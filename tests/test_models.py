@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, render_page
+from conftest import PAGE_LINES, needs_rapidocr, render_page
 from PIL import Image
 
 from rythmiq._errors import ModelError, OptionsError
@@ -31,10 +30,6 @@ from rythmiq.ocr import (
 MODELS = (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL)
 ONNX_MODELS = (ONNX_DET_MODEL, ONNX_REC_MODEL)
 ONNX_FILES = sorted(f"{name}.onnx" for name in ONNX_MODELS)
-# The ONNX models are copied from the rapidocr wheel, so those tests need it installed.
-needs_rapidocr = pytest.mark.skipif(
-    importlib.util.find_spec("rapidocr") is None, reason="rythmiq[onnx] is not installed"
-)
 # Every proxy points at a closed loopback port: a model hub "download" fails at once, and
 # nothing leaves the machine.
 OFFLINE = {
