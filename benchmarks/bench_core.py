@@ -86,7 +86,7 @@ def main() -> int:
     from rythmiq.ocr import EngineConfig, PaddleEngine
 
     t0 = time.perf_counter()
-    engine = PaddleEngine(EngineConfig(threads=args.threads))
+    engine = PaddleEngine(EngineConfig(engine="paddle", threads=args.threads))
     figures["engine_init_s"] = time.perf_counter() - t0
 
     pages = [(p.stem, load_image(str(p)).pixels, t) for p, t in dev_pages(args.pages)]

@@ -3,6 +3,9 @@
     python benchmarks/bench_engine_settings.py [VARIANT ...] [--threads 1]
                                                [--pages sroie_070 ...] [--json out.json]
 
+The ONNX variants pin ``runtime="onnxruntime"``: the study was run on ONNX Runtime, before
+OpenVINO became the default runtime (``bench_default_engine.py`` measures that).
+
 This is how the engines' defaults (detection size, recognition batch, minimum line width,
 ONNX Runtime's memory arena, the 180-degree classifier) were chosen; ``bench_engines.py``
 compares the two engines as shipped. Each VARIANT (see :func:`_variants`; default
@@ -71,7 +74,9 @@ def _variants() -> dict[str, Any]:
                 extra = {k.replace("__", "."): v for k, v in params.items()}
                 return {**super()._rapidocr_params(), **extra}
 
-        return lambda t: OnnxParams(EngineConfig(engine="onnx", threads=t, **(config or {})))
+        return lambda t: OnnxParams(
+            EngineConfig(engine="onnx", runtime="onnxruntime", threads=t, **(config or {}))
+        )
 
     def onnx_min_width(width: int) -> Any:
         # Lines narrower than `width` px (at 48 px high) are padded to it for recognition;
@@ -79,13 +84,15 @@ def _variants() -> dict[str, Any]:
         return onnx_params(Rec__rec_img_shape=[3, 48, width])
 
     def p(**kw: Any) -> Any:
-        return lambda t: PaddleEngine(EngineConfig(threads=t, **kw))
+        return lambda t: PaddleEngine(EngineConfig(engine="paddle", threads=t, **kw))
 
     def o(**kw: Any) -> Any:
-        return lambda t: OnnxEngine(EngineConfig(engine="onnx", threads=t, **kw))
+        return lambda t: OnnxEngine(
+            EngineConfig(engine="onnx", runtime="onnxruntime", threads=t, **kw)
+        )
 
     return {
-        "paddle-lib": lambda t: PaddleLib(EngineConfig(threads=t)),
+        "paddle-lib": lambda t: PaddleLib(EngineConfig(engine="paddle", threads=t)),
         "paddle": p(),
         "paddle-det960": p(det_limit_side_len=960),
         "paddle-det1280": p(det_limit_side_len=1280),
@@ -94,9 +101,13 @@ def _variants() -> dict[str, Any]:
         "paddle-det4000": p(det_limit_side_len=4000),
         "paddle-batch1": p(rec_batch_size=1),
         "paddle-batch16": p(rec_batch_size=16),
-        "onnx-lib": lambda t: OnnxLib(EngineConfig(engine="onnx", threads=t)),
+        "onnx-lib": lambda t: OnnxLib(
+            EngineConfig(engine="onnx", runtime="onnxruntime", threads=t)
+        ),
         "onnx": o(),
-        "onnx-cls": lambda t: OnnxCls(EngineConfig(engine="onnx", threads=t)),
+        "onnx-cls": lambda t: OnnxCls(
+            EngineConfig(engine="onnx", runtime="onnxruntime", threads=t)
+        ),
         "onnx-det960": o(det_limit_side_len=960),
         "onnx-det1280": o(det_limit_side_len=1280),
         "onnx-det1600": o(det_limit_side_len=1600),

@@ -55,7 +55,7 @@ ENGINES = ("paddle", "onnx")
 CALLS = ("raw", "wrapper", "process", "process_rotate")
 PACKAGES = {
     "paddle": ("paddleocr", "paddlex", "paddlepaddle"),
-    "onnx": ("rapidocr", "onnxruntime"),
+    "onnx": ("rapidocr", "openvino", "onnxruntime"),
 }
 
 
@@ -110,8 +110,8 @@ def _import_library(kind: str, config: Any) -> None:
         from rythmiq.ocr import resolve_model
 
         resolved = config.resolved()
-        det = resolve_model(resolved.det_model, resolved.det_model_dir)
-        rec = resolve_model(resolved.rec_model, resolved.rec_model_dir)
+        det = resolve_model(resolved.det_model, resolved.det_model_dir, engine="paddle")
+        rec = resolve_model(resolved.rec_model, resolved.rec_model_dir, engine="paddle")
         if det.path is not None and rec.path is not None:
             # As PaddleEngine does before its import: paddlex reads it at import time.
             os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
@@ -119,7 +119,9 @@ def _import_library(kind: str, config: Any) -> None:
             warnings.simplefilter("ignore")
             import paddleocr  # noqa: F401
     else:
-        import onnxruntime  # noqa: F401
+        import importlib
+
+        importlib.import_module(config.resolved().runtime)
         import rapidocr  # noqa: F401
 
 

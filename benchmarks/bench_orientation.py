@@ -55,7 +55,7 @@ def main() -> int:
     if not pages:
         print(f"no dev pages at {DEV}", file=sys.stderr)
         return 1
-    engine = PaddleEngine(EngineConfig(threads=args.threads))
+    engine = PaddleEngine(EngineConfig(engine="paddle", threads=args.threads))
     first = load_image(str(pages[0][0])).pixels
     engine.recognize(first[: min(400, first.shape[0])])  # first predict pays kernel set-up
 

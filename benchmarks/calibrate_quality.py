@@ -48,7 +48,7 @@ def main() -> int:
         print("no dev pages found (../shared/data/dev/ocr)", file=sys.stderr)
         return 1
     rows = []
-    with PaddleEngine(EngineConfig(threads=args.threads)) as engine:
+    with PaddleEngine(EngineConfig(engine="paddle", threads=args.threads)) as engine:
         for path, truth in pages:
             image = load_image(str(path)).pixels
             base_f1 = None

@@ -20,6 +20,7 @@ import click
 from rythmiq import __version__
 from rythmiq._errors import ExitCode, InputError, OptionsError, RythmiqError, StorageError
 from rythmiq._logging import setup_logging
+from rythmiq._registry import DEFAULT_ENGINE, ENGINES, RUNTIMES
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:
@@ -298,8 +299,16 @@ def cli(debug: bool) -> None:
 @click.option("--threads", type=int, help="OCR threads (default: usable cores).")
 @click.option(
     "--engine",
-    type=click.Choice(["paddle", "onnx"]),
-    help="OCR engine: paddle (PaddleOCR, the default) or onnx (ONNX Runtime; rythmiq[onnx]).",
+    type=click.Choice(list(ENGINES)),
+    help="OCR engine: "
+    + "; ".join(f"{n} ({e.summary})" for n, e in ENGINES.items())
+    + ". paddle needs rythmiq[paddle].",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(list(RUNTIMES)),
+    help="What runs the onnx engine: auto (default: OpenVINO if installed, else ONNX "
+    "Runtime), openvino or onnxruntime.",
 )
 @click.option("--det-model", metavar="NAME", help="Detection model (default: the engine's).")
 @click.option("--rec-model", metavar="NAME", help="Recognition model (default: the engine's).")
@@ -359,6 +368,7 @@ def process(
     max_bytes: int | None,
     threads: int | None,
     engine: str | None,
+    runtime: str | None,
     det_model: str | None,
     rec_model: str | None,
     workers: int,
@@ -399,6 +409,7 @@ def process(
         "max_bytes": max_bytes,
         "threads": threads,
         "engine": engine,
+        "runtime": runtime,
         "det_model": det_model,
         "rec_model": rec_model,
         "pdf_dpi": pdf_dpi,
@@ -529,10 +540,10 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
     return click.option(
         "--engine",
-        type=click.Choice(["paddle", "onnx"]),
-        default="paddle",
+        type=click.Choice(list(ENGINES)),
+        default=DEFAULT_ENGINE,
         show_default=True,
-        help="Whose models: paddle (PaddleOCR) or onnx (RapidOCR on ONNX Runtime).",
+        help="Whose models: onnx (PP-OCRv6, RapidOCR) or paddle (PaddleOCR).",
     )(f)
 
 
@@ -586,7 +597,7 @@ def models_prefetch(dest: Path, engine: str, det_model: str | None, rec_model: s
         click.echo(f"{role}  {m.name}  ->  {m.path}")
     hint = f"use them with: RYTHMIQ_MODEL_DIR={dest} RYTHMIQ_BUNDLED_MODELS=0"
     if engine == "onnx":
-        hint += " rythmiq process PAGE --engine onnx"
+        hint += " rythmiq process PAGE"
         for flag, given, m in (
             ("--det-model", det_model, placed[0]),
             ("--rec-model", rec_model, placed[1]),

@@ -405,7 +405,7 @@ def _image_body(result: ProcessResult) -> str:
 def _timings_body(timings: Timings) -> str:
     total = timings.total.wall_s
     rows = [_tr([_th("stage"), _th("", _CELL), _th("wall s", _NUM), _th("CPU s", _NUM)])]
-    for name in ("load", "quality", "orient", "normalize", "ocr", "total"):
+    for name in ("load", "quality", "engine", "orient", "normalize", "ocr", "total"):
         t = getattr(timings, name)
         share = t.wall_s / total if total > 0 else 0.0
         rows.append(

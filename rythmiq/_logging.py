@@ -19,7 +19,8 @@ class RedactingFormatter(logging.Formatter):
 
 
 def setup_logging(debug: bool) -> None:
-    """Send log lines to stderr through :class:`RedactingFormatter`.
+    """Send log lines to stderr through :class:`RedactingFormatter`; the OCR libraries' own
+    lines (``rythmiq.lib.*``) only from ERROR up, unless ``debug``.
 
     Only rythmiq's own loggers go to DEBUG with ``debug``: botocore's debug output carries
     request signatures and credential ids.
@@ -30,3 +31,6 @@ def setup_logging(debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("rythmiq").setLevel(logging.DEBUG if debug else logging.WARNING)
+    # The OCR libraries' own lines (rythmiq._liblog): their warnings ("The text detection
+    # result is empty") are not the user's business; with --debug everything shows.
+    logging.getLogger("rythmiq.lib").setLevel(logging.DEBUG if debug else logging.ERROR)

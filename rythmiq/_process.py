@@ -25,6 +25,7 @@ from rythmiq._document import (
 )
 from rythmiq._errors import OptionsError
 from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, Source
+from rythmiq._registry import DEFAULT_ENGINE
 from rythmiq.layout import MAX_PAGE_NUMBER, Ids, master_extension
 from rythmiq.normalize import (
     PAGE_SIZES,
@@ -38,7 +39,6 @@ from rythmiq.normalize import (
     resolve_dpi,
 )
 from rythmiq.ocr import (
-    ENGINES,
     EngineConfig,
     OcrEngine,
     OcrResult,
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 QualityPolicy = Literal["continue", "skip_ocr"]
-STAGES = ("load", "quality", "orient", "normalize", "ocr", "total")
+STAGES = ("load", "quality", "engine", "orient", "normalize", "ocr", "total")
 # Document outputs a store can receive besides the images: the plain-text sidecar
 # (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
 OUTPUT_FORMATS = ("txt", "hocr", "pdf")
@@ -96,9 +96,12 @@ class ProcessOptions:
         min_jpeg_quality: Lower bound of the budget search before the image is shrunk.
         preview_size: Long side of the preview JPEG.
         ocr: Run OCR at all.
-        engine: OCR engine: ``"paddle"`` (PaddleOCR, PP-OCRv5 mobile, the default) or
-            ``"onnx"`` (RapidOCR on ONNX Runtime, PP-OCRv6 small; ``pip install
-            'rythmiq[onnx]'``). See :mod:`rythmiq.ocr`.
+        engine: OCR engine: ``"onnx"`` (the default: PP-OCRv6 small through RapidOCR) or
+            ``"paddle"`` (PaddleOCR, PP-OCRv5 mobile; ``pip install "rythmiq[paddle]"``).
+            See :mod:`rythmiq.ocr`.
+        runtime: What runs the onnx engine's models: ``"auto"`` (the default; OpenVINO when
+            installed, else ONNX Runtime), ``"openvino"`` or ``"onnxruntime"``. The paddle
+            engine takes only ``"auto"``.
         det_model: Detection model name; ``None`` is the engine's default.
         rec_model: Recognition model name; ``None`` is the engine's default.
         det_model_dir: Explicit detection model directory.
@@ -131,7 +134,7 @@ class ProcessOptions:
     min_jpeg_quality: int = 30
     preview_size: int = 1024
     ocr: bool = True
-    engine: str = "paddle"
+    engine: str = DEFAULT_ENGINE
     det_model: str | None = None
     rec_model: str | None = None
     det_model_dir: str | None = None
@@ -145,6 +148,7 @@ class ProcessOptions:
     rotate: bool = True
     deskew: bool = True
     outputs: tuple[str, ...] = ("txt",)
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -175,10 +179,9 @@ class ProcessOptions:
             )
         if self.preview_size < 16:
             raise OptionsError(f"preview_size must be >= 16, got {self.preview_size}")
-        if self.engine not in ENGINES:
-            raise OptionsError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.threads is not None:
             resolve_threads(self.threads)  # validates
+        self.engine_config()  # validates engine and runtime
         if isinstance(self.outputs, str) or not isinstance(self.outputs, (tuple, list)):
             raise OptionsError(f"outputs must be a list of {OUTPUT_FORMATS}, got {self.outputs!r}")
         unknown = [o for o in self.outputs if o not in OUTPUT_FORMATS]
@@ -216,6 +219,7 @@ class ProcessOptions:
             det_model_dir=self.det_model_dir,
             rec_model_dir=self.rec_model_dir,
             threads=self.threads,
+            runtime=self.runtime,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -336,7 +340,10 @@ class Timings:
     """Per-stage timings. A stage that did not run has zero time.
 
     For a document, each stage is the sum over its pages (``load`` also counts opening the
-    document) and ``total`` is the whole call.
+    document) and ``total`` is the whole call. ``engine`` is the time spent getting the OCR
+    engine: loading its models the first time a process needs them (on the first page that
+    is read), about zero once it is loaded or when one is passed in. It is never counted in
+    ``orient`` or ``ocr``.
     """
 
     load: StageTiming
@@ -345,6 +352,7 @@ class Timings:
     ocr: StageTiming
     total: StageTiming
     orient: StageTiming = StageTiming(0.0, 0.0)
+    engine: StageTiming = StageTiming(0.0, 0.0)
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{stage: {"wall_s", "cpu_s"}}``, rounded to microseconds."""
@@ -749,12 +757,16 @@ def _process_page(
         skipped = "quality"
     orientation: Orientation | None = None
     turned: tuple[str, ...] = ()
-    if skipped is None and opts.rotate:
+    engine: OcrEngine | None = None
+    if skipped is None:
+        with clock.stage("engine"):  # loading the models is not orientation or OCR time
+            engine = get_engine()
+    if engine is not None and opts.rotate:
         from rythmiq.orientation import apply_orientation as turn_upright
         from rythmiq.orientation import detect_orientation
 
         with clock.stage("orient"):
-            orientation = detect_orientation(pixels, get_engine(), detect_skew=opts.deskew)
+            orientation = detect_orientation(pixels, engine, detect_skew=opts.deskew)
             pixels = turn_upright(pixels, orientation, deskew_threshold=DESKEW_THRESHOLD)
         if orientation.rotation:
             turned += (f"rotated_{orientation.rotation}",)
@@ -765,9 +777,9 @@ def _process_page(
         dpi = resolve_dpi(page.declared_dpi, w, h, page=opts.assumed_page)
         normalized, image, preview = _normalize(pixels, dpi, page.orientation, opts, turned)
     ocr: OcrResult | None = None
-    if skipped is None:
+    if engine is not None:
         with clock.stage("ocr"):
-            ocr = get_engine().recognize(normalized)
+            ocr = engine.recognize(normalized)
     return PageResult(
         index=page.index,
         quality=report,

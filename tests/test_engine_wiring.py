@@ -25,7 +25,9 @@ def test_engine_option_reaches_the_engine_config():
     assert config.engine == "onnx" and config.det_model is None
     resolved = config.resolved()
     assert resolved.det_model == "PP-OCRv6_det_small" and resolved.rec_model == "PP-OCRv6_rec_small"
-    assert ProcessOptions().engine_config().resolved().det_model == "PP-OCRv5_mobile_det"
+    assert ProcessOptions().engine_config().resolved().det_model == "PP-OCRv6_det_small"
+    paddle = ProcessOptions(engine="paddle").engine_config().resolved()
+    assert paddle.det_model == "PP-OCRv5_mobile_det"
     assert ProcessOptions.from_dict(options.to_dict()) == options
     with pytest.raises(OptionsError):
         ProcessOptions(engine="tesseract")

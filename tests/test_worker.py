@@ -362,8 +362,9 @@ def test_worker_uses_prefetched_models_when_bundled_ones_are_blocked(tmp_path):
     assert one_json(out)["status"] == "ok"
     text = (store_dir / "output/u1/job-1/d1/text.txt").read_text()
     assert word_f1(text, "\n".join(PAGE_LINES)) >= 0.95
-    # Control: the same job without the prefetched folder finds no model (offline hub).
+    # Control: the same job without the prefetched folder finds no model: the default
+    # engine's models are never downloaded.
     env = worker_env({**blocked, "RYTHMIQ_MODEL_DIR": str(tmp_path / "empty")})
     env = {k: v for k, v in env.items() if k != "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"}
     out = run_worker({**body, "job_id": "job-2"}, env)
-    assert out.returncode == 6 and one_json(out)["error"]["code"] == "model.load_failed"
+    assert out.returncode == 6 and one_json(out)["error"]["code"] == "model.not_found"

