@@ -3,7 +3,7 @@
 No orientation model is needed. The text-line axis (horizontal or vertical) and the skew
 come from the binarized page alone (:func:`estimate_skew_and_axis`); which way up the lines
 are (0 or 180 degrees, 90 or 270) is decided by reading a few line crops both ways up with
-the caller's :class:`~rythmiq.ocr.OcrEngine` (only its public ``recognize`` is used) and
+the caller's :class:`~rythmiq.ocr.OcrEngine` (its public ``read_lines`` or ``recognize``) and
 keeping the reading that finds more confident letters and digits.
 
 Conventions, shared by :class:`Orientation`, :func:`detect_orientation` and
@@ -496,21 +496,24 @@ def detect_orientation(
 
     The line axis and skew come from :func:`estimate_skew_and_axis` on a copy 1000 px on its
     long side. Text lines are then cut from the full-resolution page, levelled and scaled to
-    40 px high (at most 480 px long), and each crop is stacked with its copy turned 180
-    degrees into one small image (512 px wide, whatever the page, so an engine that builds
-    kernels per input shape reuses them) that ``engine.recognize`` reads in one call. Each
+    40 px high (at most 480 px long), and each crop goes with its copy turned 180 degrees.
+    An engine with ``read_lines`` (the default :class:`~rythmiq.ocr.OnnxEngine`) reads them
+    as lines, recognition only; any other engine gets them stacked into one small image
+    (512 px wide, whatever the page, so an engine that builds kernels per input shape reuses
+    them) that ``engine.recognize`` reads in one call. Each
     way up scores ``confidence**2`` times the letters and digits read in its crops. Rounds of 1,
     2 and 3 more lines are read until one way up has a score of at least 8 and three times
     any other; usually the first round (one line, an image of about 0.07 Mpx) decides. The
     reading that keeps the profile's axis unturned wins unless beaten by 25 %. When the
     axis itself is unclear, crops for both axes go into each round.
 
-    The cost is the analysis (tens of ms) plus one to three ``recognize`` calls on small
-    images, independent of the page size.
+    The cost is the analysis (tens of ms) plus one to three engine calls on small images,
+    independent of the page size.
 
     Args:
         pixels: ``(H, W)`` or ``(H, W, 3)`` ``uint8`` page.
-        engine: Any :class:`~rythmiq.ocr.OcrEngine`; only ``recognize`` is called.
+        engine: Any :class:`~rythmiq.ocr.OcrEngine`; its ``read_lines`` is used when it has
+            one, else ``recognize``.
         max_skew: Largest skew searched, in degrees, in ``(0, 45]``.
         detect_skew: When ``False``, the reported skew is ``0.0`` (it is still measured
             coarsely, to cut straight line crops).
