@@ -14,6 +14,7 @@ of the image that was passed to :meth:`OcrEngine.recognize`, clockwise from the 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import glob
 import importlib.util
 import json
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import uuid
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -587,14 +589,23 @@ class _LibraryEngine:
     rec: ResolvedModel = field(init=False)
     _ocr: Any = field(init=False, default=None, repr=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    _forked: bool = field(init=False, default=False, repr=False)
 
     _engine: ClassVar[str]  # the EngineConfig.engine this class serves
     _library: ClassVar[str]  # the library's name, in error messages
     # Detect on the part of the image that holds anything (content_box) instead of all of it.
     _crop_to_content: ClassVar[bool] = False
 
+    def _orphan(self) -> None:
+        """In a forked child: keep the parent's library object alive, unused, for good."""
+        _orphans.append(self._ocr)
+        self._ocr = None
+        self._forked = True
+        self._lock = threading.Lock()
+
     def _resolve_config(self) -> EngineConfig:
         """Check ``config.engine`` and fill in its defaults (the first step of loading)."""
+        _live[id(self)] = self
         if self.config.engine != self._engine:
             raise OptionsError(
                 f"{type(self).__name__} needs EngineConfig(engine={self._engine!r}, ...), got "
@@ -619,8 +630,7 @@ class _LibraryEngine:
     def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
         """Read the text of an ``(H, W)`` or ``(H, W, 3)`` RGB ``uint8`` image."""
         check_image(image)
-        if self._ocr is None:
-            raise OcrError("engine is closed", code="ocr.closed")
+        self._check_open()
         x0, y0 = 0, 0
         if self._crop_to_content:
             x0, y0, x1, y1 = content_box(image)
@@ -637,6 +647,16 @@ class _LibraryEngine:
         except Exception as exc:
             raise OcrError(f"{self._library} failed: {type(exc).__name__}: {exc}") from exc
         return _ocr_result(found, image, self.name, offset=(x0, y0))
+
+    def _check_open(self) -> None:
+        if self._forked:
+            raise OcrError(
+                "this engine was created before the process forked and cannot be used in the "
+                "child; create a new engine there",
+                code="ocr.closed",
+            )
+        if self._ocr is None:
+            raise OcrError("engine is closed", code="ocr.closed")
 
     def close(self) -> None:
         """Drop the models; the engine cannot be used afterwards."""
@@ -1000,6 +1020,7 @@ class OnnxEngine(_LibraryEngine):
                 prepared.append(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
             else:
                 prepared.append(self._library_input(image))
+        self._check_open()
         if not prepared:
             return []
         try:
@@ -1337,8 +1358,21 @@ def clear_engine_cache() -> None:
         engine.close()
 
 
+# Engines alive in this process, by id: a forked child must not use or destroy them.
+_live: weakref.WeakValueDictionary[int, _LibraryEngine] = weakref.WeakValueDictionary()
+# What the parent's engines held, kept alive for good in a forked child. Destroying an
+# OpenVINO infer request there waits forever on a thread pool that was not forked (seen as a
+# hung child after fork), and other runtimes are no safer; so the child never frees them.
+# The extra reference keeps the list (and so its items) alive through interpreter shutdown.
+_orphans: list[Any] = []
+ctypes.pythonapi.Py_IncRef(ctypes.py_object(_orphans))
+
+
 def _reset_after_fork() -> None:
     global _cache_lock
+    for engine in list(_live.values()):
+        engine._orphan()
+    _orphans.extend(_cache.values())
     _cache.clear()
     _cache_lock = threading.Lock()
 

@@ -396,3 +396,56 @@ def test_recognition_inputs_are_rapidocrs_own_padded_to_the_width_step():
             assert theirs.shape[2] <= ours.shape[2] < theirs.shape[2] + REC_WIDTH_STEP
             np.testing.assert_allclose(ours[:, :, : theirs.shape[2]], theirs, atol=1e-6)
             assert not ours[:, :, theirs.shape[2] :].any()
+
+
+# --------------------------------------------------------------------------- fork
+
+
+@pytest.mark.integration
+@needs_rapidocr
+def test_a_forked_child_neither_hangs_nor_uses_the_parents_engines(page):
+    """Regression: the child of a fork hung destroying the parent's cached OpenVINO engine."""
+    import gc
+    import warnings
+
+    from rythmiq import OcrError
+    from rythmiq.ocr import clear_engine_cache, default_engine
+
+    cached = default_engine(EngineConfig(threads=1))
+    cached.recognize(page)
+    mine = OnnxEngine(EngineConfig(threads=1))
+    mine.recognize(page)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never return into pytest
+        code = 1
+        try:
+            try:
+                mine.recognize(page)
+                code = 2
+            except OcrError as exc:
+                code = 3 if "forked" in exc.message and exc.code == "ocr.closed" else 4
+            if code == 3:
+                del mine, cached
+                clear_engine_cache()
+                gc.collect()
+                with OnnxEngine(EngineConfig(threads=1)) as fresh:
+                    text = fresh.recognize(page).text
+                code = 0 if word_f1(text, "\n".join(PAGE_LINES)) >= 0.9 else 5
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 180
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        time.sleep(0.2)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert mine.recognize(page).lines  # the parent's engine is untouched
+    mine.close()
+    clear_engine_cache()
