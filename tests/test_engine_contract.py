@@ -7,13 +7,14 @@ model.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PAGE_LINES, iou, needs_rapidocr, text_layout
+from conftest import PAGE_LINES, iou, needs_paddle, needs_rapidocr, text_layout
 
 from rythmiq import ModelError, OcrError, OptionsError
 from rythmiq.metrics import word_f1
@@ -38,14 +39,26 @@ from rythmiq.ocr import (
 )
 
 ENGINES = [
-    pytest.param("paddle", marks=pytest.mark.integration),
+    pytest.param("paddle", marks=[pytest.mark.integration, needs_paddle]),
     pytest.param("onnx", marks=[pytest.mark.integration, needs_rapidocr]),
+    pytest.param(
+        "onnx-onnxruntime",
+        marks=[
+            pytest.mark.integration,
+            needs_rapidocr,
+            pytest.mark.skipif(
+                importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime"
+            ),
+        ],
+    ),
 ]
 
 
 def make(kind: str) -> OcrEngine:
     if kind == "onnx":
         return OnnxEngine(EngineConfig(engine="onnx", threads=1))
+    if kind == "onnx-onnxruntime":
+        return OnnxEngine(EngineConfig(engine="onnx", threads=1, runtime="onnxruntime"))
     return PaddleEngine(EngineConfig(engine="paddle", threads=1))
 
 
