@@ -92,6 +92,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "v-det1280": ("detection at 1280 px", {}),
     "v-norotate": ("no orientation detection (rotate=False)", {"rotate": False}),
     "v-nocrop": ("detection on the whole image, not its content box", {}),
+    "v-width1": ("recognition widths as RapidOCR pads them, not to 32 px", {}),
+    "v-composite": ("orientation reads a composite with recognize(), not read_lines()", {}),
+    "v-batch6": ("recognition batches of 6 lines", {}),
+    "v-f32": ("OpenVINO forced to float32 (INFERENCE_PRECISION_HINT=f32)", {}),
 }
 
 
@@ -111,6 +115,37 @@ def _variant(name: str) -> Callable[[Path], str]:
 
         opts = rythmiq.ProcessOptions(threads=1)
         engine = WholeImage(opts.engine_config())
+    elif name == "v-width1":
+        opts = rythmiq.ProcessOptions(threads=1)
+        engine = OnnxEngine(opts.engine_config())
+        del engine._ocr.text_rec.resize_norm_img  # back to RapidOCR's own method
+    elif name == "v-composite":
+
+        class Composite(OnnxEngine):
+            read_lines = None  # orientation then stacks its crops for recognize()
+
+        opts = rythmiq.ProcessOptions(threads=1)
+        engine = Composite(opts.engine_config())
+    elif name == "v-batch6":
+        opts = rythmiq.ProcessOptions(threads=1)
+        engine = OnnxEngine(EngineConfig(threads=1, rec_batch_size=6))
+    elif name == "v-f32":
+        import openvino as ov
+
+        opts = rythmiq.ProcessOptions(threads=1, runtime="openvino")
+        engine = OnnxEngine(opts.engine_config())
+        core = ov.Core()
+        settings = {
+            "INFERENCE_NUM_THREADS": "1",
+            "NUM_STREAMS": "1",
+            "PERFORMANCE_HINT": "LATENCY",
+            "ENABLE_CPU_PINNING": "NO",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        for part in (engine._ocr.text_det, engine._ocr.text_rec):
+            session = part.session
+            compiled = core.compile_model(session.model, "CPU", settings)
+            session.session = compiled.create_infer_request()
     else:
         opts = rythmiq.ProcessOptions(threads=1, **VARIANTS[name][1])
         engine = OnnxEngine(opts.engine_config())

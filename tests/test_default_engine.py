@@ -449,3 +449,30 @@ def test_a_forked_child_neither_hangs_nor_uses_the_parents_engines(page):
     assert mine.recognize(page).lines  # the parent's engine is untouched
     mine.close()
     clear_engine_cache()
+
+
+# --------------------------------------------------------------------------- read_lines
+
+
+@pytest.mark.integration
+@needs_rapidocr
+def test_read_lines_reads_cut_out_lines_without_detection():
+    crops = []
+    for text in PAGE_LINES[:3]:
+        line = Image.new("L", (900, 48), 255)
+        ImageDraw.Draw(line).text((8, 4), text, fill=0, font=ImageFont.load_default(size=36))
+        crops.append(np.asarray(line))
+    crops.append(np.full((48, 300), 255, np.uint8))  # nothing on it
+    with OnnxEngine(EngineConfig(threads=1)) as engine:
+        read = engine.read_lines(crops)
+        rgb = engine.read_lines([np.stack([crops[0]] * 3, axis=-1)])
+        assert engine.read_lines([]) == []
+        with pytest.raises(rythmiq.InputError):
+            engine.read_lines([np.zeros((4, 4), np.float32)])
+    assert len(read) == 4
+    for (text, confidence), expected in zip(read[:3], PAGE_LINES[:3], strict=True):
+        assert word_f1(text, expected) >= 0.8 and 0.5 <= confidence <= 1.0, (text, expected)
+    assert read[3][0] == ""
+    assert rgb[0][0] == read[0][0]
+    with pytest.raises(rythmiq.OcrError, match="closed"):
+        engine.read_lines(crops[:1])
