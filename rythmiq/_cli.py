@@ -555,11 +555,10 @@ def models_list(engine: str, det_model: str | None, rec_model: str | None, as_js
 
     ONNX models are never downloaded: a missing one is an error (exit code 6).
     """
-    from rythmiq.ocr import _DEFAULT_MODELS, resolve_model
+    from rythmiq.ocr import resolve_model
 
-    default_det, default_rec = _DEFAULT_MODELS[engine]
-    det = resolve_model(det_model or default_det, engine=engine)
-    rec = resolve_model(rec_model or default_rec, engine=engine)
+    det = resolve_model(det_model or ENGINES[engine].det_model, engine=engine)
+    rec = resolve_model(rec_model or ENGINES[engine].rec_model, engine=engine)
     if as_json:
         click.echo(json.dumps({"engine": engine, "det": asdict(det), "rec": asdict(rec)}))
         return int(ExitCode.OK)

@@ -449,10 +449,6 @@ def _missing_dependency(spec: EngineSpec, exc: ImportError) -> ModelError:
     )
 
 
-# Kept for the CLI and benchmarks: the defaults by engine name.
-_DEFAULT_MODELS = {n: (e.det_model, e.rec_model) for n, e in ENGINES.items()}
-
-
 @dataclass(frozen=True)
 class EngineConfig:
     """Hashable configuration of an engine; the key of the default-engine cache.
@@ -491,9 +487,10 @@ class EngineConfig:
         runtime: What runs the ONNX engine's models: ``"openvino"``, ``"onnxruntime"`` or
             ``"auto"`` (the default: OpenVINO when it is installed, which it is with
             ``pip install rythmiq``, else ONNX Runtime; see :func:`resolve_runtime`). Both
-            read the same ``.onnx`` files and give the same text; OpenVINO took about half of
-            ONNX Runtime's time on the dev pages. The paddle engine runs on Paddle Inference
-            and takes only ``"auto"``.
+            read the same ``.onnx`` files and give the same text; OpenVINO took 0.64 of ONNX
+            Runtime's time on the dev pages, running in bfloat16 on a CPU that has it (about
+            even in float32). The paddle engine runs on its own library and takes only
+            ``"auto"``.
     """
 
     engine: str = DEFAULT_ENGINE
@@ -698,20 +695,23 @@ class PaddleEngine(_LibraryEngine):
     def __post_init__(self) -> None:
         config = self._resolve_config()
         assert config.det_model is not None and config.rec_model is not None
-        det = resolve_model(config.det_model, config.det_model_dir, engine="paddle")
-        rec = resolve_model(config.rec_model, config.rec_model_dir, engine="paddle")
-        onnx = [m.path is not None and is_onnx_model_dir(Path(m.path)) for m in (det, rec)]
-        onnx = [
-            ok or (m.source == "bundled" and m.name in PADDLE_ONNX_MODELS)
-            for ok, m in zip(onnx, (det, rec), strict=True)
-        ]
-        if onnx[0] != onnx[1]:
-            raise OptionsError(
-                f"{det.name} and {rec.name} need different PaddleOCR engines (one is an ONNX "
-                "model, the other a Paddle one); use PP-OCRv6_small_det with PP-OCRv6_small_rec"
+        self.det, self.rec = (
+            _materialize(resolve_model(name, folder, engine="paddle"))
+            for name, folder in (
+                (config.det_model, config.det_model_dir),
+                (config.rec_model, config.rec_model_dir),
             )
-        self._onnx = onnx[0]
-        self.det, self.rec = _materialize(det), _materialize(rec)
+        )
+        det_onnx, rec_onnx = (
+            m.path is not None and is_onnx_model_dir(Path(m.path)) for m in (self.det, self.rec)
+        )
+        if det_onnx != rec_onnx:
+            raise OptionsError(
+                f"{self.det.name} and {self.rec.name} need different PaddleOCR engines (one is "
+                "an ONNX model, the other a Paddle one); use PP-OCRv6_small_det with "
+                "PP-OCRv6_small_rec"
+            )
+        self._onnx = det_onnx
         if self.det.path is not None and self.rec.path is not None:
             # Read by paddlex at import: stops it probing model hubs that may be unreachable.
             os.environ.setdefault("PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK", "True")
@@ -775,13 +775,7 @@ class PaddleEngine(_LibraryEngine):
         }
 
     def _library_input(self, image: NDArray[np.uint8]) -> Any:
-        import cv2
-
-        if image.ndim == 2 or image.shape[2] == 1:
-            return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
-        if image.shape[2] == 4:
-            return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
-        return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        return _bgr(image)
 
     def _read(self, image: Any) -> list[tuple[Any, Any, Any]]:
         return [
@@ -789,6 +783,17 @@ class PaddleEngine(_LibraryEngine):
             for page in self._ocr.predict(image)
             for item in zip(page["rec_texts"], page["rec_scores"], page["rec_polys"], strict=True)
         ]
+
+
+def _bgr(image: NDArray[np.uint8]) -> Any:
+    """A 3-channel BGR copy of a grayscale, RGB or RGBA image, for the libraries."""
+    import cv2
+
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2BGR)
+    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
 
 
 def _ocr_result(
@@ -1009,17 +1014,11 @@ class OnnxEngine(_LibraryEngine):
         ``(text, confidence)`` per image, in order; a line RapidOCR scores under its text
         threshold (0.5) comes back as ``("", 0.0)``, as :meth:`recognize` would drop it.
         """
-        import cv2
         from rapidocr.ch_ppocr_rec import TextRecInput
 
-        prepared = []
         for image in images:
             check_image(image)
-            if image.ndim == 2 or image.shape[2] == 1:
-                gray = np.ascontiguousarray(image.reshape(image.shape[:2]))
-                prepared.append(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
-            else:
-                prepared.append(self._library_input(image))
+        prepared = [_bgr(image) for image in images]  # the recognizer needs 3 channels
         self._check_open()
         if not prepared:
             return []
@@ -1068,8 +1067,9 @@ def _quantize_rec_widths(recognizer: Any) -> None:
     RapidOCR pads each batch to the width its widest line needs, so nearly every line is a
     new input shape. OpenVINO and ONNX Runtime keep per-shape kernels and buffers; with
     widths rounded up to 32 px most lines reuse one, at a few columns of padding
-    (0.91 of the time at the same word-F1 on the 19 upright dev pages;
-    ``benchmarks/bench_default_engine.py``). The pixels, the aspect-ratio resize and the
+    (0.91 of the time at the same word-F1 on the 21 dev pages;
+    ``benchmarks/bench_default_engine.py`` variant ``v-width1``). The pixels, the aspect-ratio
+    resize and the
     normalisation to ``[-1, 1]`` are RapidOCR's own. Left alone if RapidOCR's recognizer does
     not look as expected (another version).
     """
@@ -1138,9 +1138,9 @@ def prefetch_models(
         StorageError: ``dest`` cannot be written (``storage.write_failed``).
     """
     _check_engine(engine)
-    default_det, default_rec = _DEFAULT_MODELS[engine]
-    det_name = default_det if det_model is None else det_model
-    rec_name = default_rec if rec_model is None else rec_model
+    spec = ENGINES[engine]
+    det_name = spec.det_model if det_model is None else det_model
+    rec_name = spec.rec_model if rec_model is None else rec_model
     models = (
         resolve_model(det_name, engine=engine),
         resolve_model(rec_name, engine=engine),
@@ -1372,7 +1372,6 @@ def _reset_after_fork() -> None:
     global _cache_lock
     for engine in list(_live.values()):
         engine._orphan()
-    _orphans.extend(_cache.values())
     _cache.clear()
     _cache_lock = threading.Lock()
 

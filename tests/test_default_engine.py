@@ -17,7 +17,7 @@ from conftest import PAGE_LINES, ScriptedEngine, needs_rapidocr, render_page
 from PIL import Image, ImageDraw, ImageFont
 
 import rythmiq
-from rythmiq import ModelError, OptionsError, PayloadError, ProcessOptions
+from rythmiq import ModelError, OptionsError, ProcessOptions
 from rythmiq._liblog import adopt_library_logger
 from rythmiq._registry import DEFAULT_ENGINE, ENGINES, RUNTIMES, resolve_runtime
 from rythmiq.metrics import word_f1
@@ -120,31 +120,6 @@ def test_auto_without_any_runtime_says_how_to_install(monkeypatch):
     with pytest.raises(ModelError, match="pip install openvino") as exc:
         resolve_runtime("auto")
     assert exc.value.code == "model.missing_dependency"
-
-
-def _payload(options):
-    return {
-        "version": 1,
-        "job_id": "j",
-        "user_id": "u",
-        "document_id": "d",
-        "input": "input/a.png",
-        "output": "file:///tmp/x",
-        "options": options,
-    }
-
-
-def test_payload_runtime_option():
-    from rythmiq.payload import parse_payload
-
-    parsed = parse_payload(json.dumps(_payload({"runtime": "onnxruntime"})))
-    assert parsed.options.runtime == "onnxruntime"
-    assert parse_payload(json.dumps(_payload({}))).options.engine == "onnx"
-    for bad in ("tensorrt", 3):
-        with pytest.raises(PayloadError):
-            parse_payload(json.dumps(_payload({"runtime": bad})))
-    with pytest.raises(PayloadError, match="runtime"):
-        parse_payload(json.dumps(_payload({"engine": "paddle", "runtime": "openvino"})))
 
 
 @pytest.mark.integration

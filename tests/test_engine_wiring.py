@@ -34,18 +34,35 @@ def test_engine_option_reaches_the_engine_config():
     assert EngineConfig(engine="onnx", threads=1).resolved() == config.resolved()
 
 
-def test_payload_engine_option():
-    from rythmiq.payload import parse_payload
-
-    body = {
+def _payload(options):
+    return {
         "version": 1,
         "job_id": "j",
         "user_id": "u",
         "document_id": "d",
         "input": "input/a.png",
         "output": "file:///tmp/x",
-        "options": {"engine": "onnx", "det_model": None},
+        "options": options,
     }
+
+
+def test_payload_runtime_option():
+    from rythmiq.payload import parse_payload
+
+    parsed = parse_payload(json.dumps(_payload({"runtime": "onnxruntime"})))
+    assert parsed.options.runtime == "onnxruntime"
+    assert parse_payload(json.dumps(_payload({}))).options.engine == "onnx"
+    for bad in ("tensorrt", 3):
+        with pytest.raises(PayloadError):
+            parse_payload(json.dumps(_payload({"runtime": bad})))
+    with pytest.raises(PayloadError, match="runtime"):
+        parse_payload(json.dumps(_payload({"engine": "paddle", "runtime": "openvino"})))
+
+
+def test_payload_engine_option():
+    from rythmiq.payload import parse_payload
+
+    body = _payload({"engine": "onnx", "det_model": None})
     assert parse_payload(json.dumps(body)).options.engine == "onnx"
     body["options"]["engine"] = "tesseract"
     with pytest.raises(PayloadError):
