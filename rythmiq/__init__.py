@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import (
     BatchError,
+    BundleError,
     CryptoError,
     ExitCode,
     InputError,
@@ -114,6 +115,7 @@ __all__ = [
     "BatchError",
     "BatchProgress",
     "BatchResult",
+    "BundleError",
     "CryptoError",
     "EncryptionContext",
     "EngineConfig",

@@ -6,6 +6,7 @@ import enum
 
 __all__ = [
     "BatchError",
+    "BundleError",
     "CryptoError",
     "ExitCode",
     "InputError",
@@ -34,6 +35,7 @@ class ExitCode(enum.IntEnum):
     MODEL = 6
     STORAGE = 7
     CRYPTO = 8
+    BUNDLE = 9  # a runtime bundle cannot be built or used (rythmiq bundle, rythmiq-launch.py)
 
 
 class RythmiqError(Exception):
@@ -133,3 +135,18 @@ class BatchError(RythmiqError):
 
     code = "batch.worker_died"
     exit_code = ExitCode.INTERNAL
+
+
+class BundleError(RythmiqError):
+    """A runtime bundle cannot be built or used (``bundle.*``).
+
+    Codes: ``bundle.build_failed`` (the installer or the packing failed),
+    ``bundle.invalid_target`` (a Python version or platform tag that cannot be built for),
+    ``bundle.no_bytecode`` (no interpreter of the target version to compile with, when
+    bytecode was asked for). The launcher (``rythmiq-launch.py``) reports with the same
+    exit code: ``bundle.not_found``, ``bundle.corrupt``, ``bundle.wrong_python``,
+    ``bundle.wrong_platform``, ``bundle.unsupported_compression``, ``bundle.unpack_failed``.
+    """
+
+    code = "bundle.build_failed"
+    exit_code = ExitCode.BUNDLE

@@ -44,6 +44,8 @@ class EngineSpec:
         summary: One line for ``--help`` and the docs.
         modules: What must be importable for the engine to load.
         install: The install line shown when one of ``modules`` is missing.
+        extra: The package extra that brings ``modules`` (``None``: the core install); a
+            runtime bundle for the engine installs it (:func:`rythmiq.bundle.build_bundle`).
         det_model: Default detection model.
         rec_model: Default recognition model.
         det_limit_side_len: Default :attr:`EngineConfig.det_limit_side_len`.
@@ -55,6 +57,7 @@ class EngineSpec:
     summary: str
     modules: tuple[str, ...]
     install: str
+    extra: str | None
     det_model: str
     rec_model: str
     det_limit_side_len: int
@@ -72,6 +75,7 @@ ENGINES: dict[str, EngineSpec] = {
         summary="PP-OCRv6 small on OpenVINO or ONNX Runtime (RapidOCR); the default",
         modules=("rapidocr",),
         install="pip install rythmiq",
+        extra=None,
         det_model=ONNX_DET_MODEL,
         rec_model=ONNX_REC_MODEL,
         det_limit_side_len=960,
@@ -83,6 +87,7 @@ ENGINES: dict[str, EngineSpec] = {
         summary="PP-OCRv5 mobile on PaddleOCR",
         modules=("paddleocr", "paddle"),
         install='pip install "rythmiq[paddle]"',
+        extra="paddle",
         det_model=DEFAULT_DET_MODEL,
         rec_model=DEFAULT_REC_MODEL,
         det_limit_side_len=1280,
