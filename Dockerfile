@@ -1,5 +1,6 @@
 # The rythmiq batch worker with its OCR models baked in: no pip install and no model hub
 # at run time. Build: docker build -t rythmiq-worker .   (see docs/camber.md)
+# Build and smoke-test it offline (podman or docker): nox -s image
 # The bookworm tag pins the Debian release, so the apt package names below stay valid.
 FROM python:3.11-slim-bookworm
 
@@ -7,15 +8,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# EXTRAS="paddle" adds the PaddleOCR engine. paddlepaddle needs OpenMP (libgomp), and the
-# OpenCV build paddlex pulls in links libGL and GLib; the default image (PP-OCRv6 on
-# OpenVINO, headless OpenCV) needs none of them.
+# Every image gets DejaVu Sans (fonts-dejavu-core), the font the searchable PDF's text layer
+# uses for text outside Latin-1 (Greek, Cyrillic, ...); without it such characters are
+# written as "?" (rythmiq/export.py). EXTRAS="paddle" adds the PaddleOCR engine.
+# paddlepaddle needs OpenMP (libgomp), and the OpenCV build paddlex pulls in links libGL and
+# GLib; the default image (PP-OCRv6 on OpenVINO, headless OpenCV) needs none of them.
 ARG EXTRAS=""
-RUN if [ -n "$EXTRAS" ]; then \
-        apt-get update \
-        && apt-get install -y --no-install-recommends libgomp1 libgl1 libglib2.0-0 \
-        && rm -rf /var/lib/apt/lists/*; \
-    fi
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+        ${EXTRAS:+libgomp1 libgl1 libglib2.0-0} \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* \
+    && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 # Only what the package needs (.dockerignore keeps everything else out of the context).
 WORKDIR /src

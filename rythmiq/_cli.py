@@ -6,6 +6,7 @@ import glob
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 import uuid
@@ -39,7 +40,7 @@ Input = Path | str
 
 _EXIT_CODES = (
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 partial (some inputs failed), 4 payload, "
-    "5 input, 6 model, 7 storage, 8 crypto. See docs/errors.md."
+    "5 input, 6 model, 7 storage, 8 crypto, 9 bundle. See docs/errors.md."
 )
 
 
@@ -512,8 +513,14 @@ def process(
 
 @cli.command()
 @click.option("--payload", metavar="FILE", help="Payload file (default: stdin).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Skip documents a previous run of this job already stored with the same options "
+    '(as "resume": true in the payload does).',
+)
 @click.pass_context
-def worker(ctx: click.Context, payload: str | None) -> int:
+def worker(ctx: click.Context, payload: str | None, resume: bool) -> int:
     """Run one batch job from a JSON payload; print one JSON job result.
 
     The same as `python -m rythmiq.worker`. Artifacts and
@@ -523,7 +530,90 @@ def worker(ctx: click.Context, payload: str | None) -> int:
     from rythmiq.worker import main as worker_main
 
     debug = bool(ctx.find_root().params.get("debug"))
-    return worker_main(payload, debug=True if debug else None)
+    return worker_main(payload, debug=True if debug else None, resume=resume)
+
+
+@cli.group("payload", no_args_is_help=False)
+def payload_group() -> None:
+    """Work with worker payloads."""
+
+
+def _read_limited(source: str, limit: int) -> bytes:
+    """A payload file's bytes (``-``: stdin), at most ``limit + 1`` of them."""
+    from rythmiq._errors import PayloadError
+
+    try:
+        if source == "-":
+            return sys.stdin.buffer.read(limit + 1)
+        with open(source, "rb") as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        raise PayloadError(
+            f"cannot read the payload {source}: {exc.strerror or exc}", code="payload.unreadable"
+        ) from None
+
+
+@payload_group.command("split", epilog=_EXIT_CODES)
+@click.argument("source", metavar="PAYLOAD")
+@click.option(
+    "--shards",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Number of job payloads (default 4, more when one would hold over 1000 documents).",
+)
+@click.option(
+    "--per-job",
+    type=click.IntRange(min=1),
+    metavar="M",
+    help="Instead of --shards: at most M documents per job payload.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the job payloads, DIR/<job_id>.json (created if missing).",
+)
+@click.option("--force", is_flag=True, help="Replace job payload files that already exist.")
+def payload_split(
+    source: str, shards: int | None, per_job: int | None, out_dir: Path, force: bool
+) -> int:
+    """Cut a payload's documents into job payloads, one per worker job.
+
+    PAYLOAD is a payload file in the list form (or - for stdin); it may hold more than the
+    1000 documents of one job, up to 64 MiB. The documents are cut into contiguous runs of
+    balanced size, in order; each job payload keeps the user, output and options, gets the
+    job id <job_id>-<i>of<N> and "resume": true. One line per job payload is printed: its
+    path and number of documents.
+    """
+    from rythmiq.payload import CAMBER_CONCURRENT_JOBS, MAX_SPLIT_BYTES, split_payload
+    from rythmiq.storage import Store
+
+    if shards is not None and per_job is not None:
+        raise click.UsageError("give --shards or --per-job, not both")
+    parts = split_payload(_read_limited(source, MAX_SPLIT_BYTES), shards, per_job=per_job)
+    targets = [(out_dir / f"{part['job_id']}.json", part) for part in parts]
+    if not force:
+        existing = [str(path) for path, _ in targets if os.path.lexists(path)]
+        if existing:
+            raise OptionsError(
+                f"{len(existing)} job payload file(s) already exist ({', '.join(existing[:3])}"
+                f"{', ...' if len(existing) > 3 else ''}); pass --force to replace them",
+                code="options.exists",
+            )
+    # The same temp-file, fsync and rename as any local artifact write.
+    folder = Store.open(str(out_dir.resolve()))
+    for path, part in targets:
+        folder.write(path.name, (json.dumps(part, indent=2) + "\n").encode("utf-8"))
+        click.echo(f"{path}  {len(part['documents'])} documents")
+    if len(parts) > CAMBER_CONCURRENT_JOBS:
+        click.echo(
+            f"rythmiq: warning: {len(parts)} job payloads; Camber runs only 4-6 jobs at once, "
+            "the others wait in its queue",
+            err=True,
+        )
+    return int(ExitCode.OK)
 
 
 @cli.group(no_args_is_help=False)
@@ -687,6 +777,131 @@ def decrypt(store_url: str, user_id: str, document_id: str, ext: str | None, out
 
 def _error(code: str, message: str) -> None:
     click.echo(f"rythmiq: error [{code}] {_one_line(redact(message))}", err=True)
+
+
+@cli.command(epilog="Exit codes: 0 ok, 2 usage, 9 bundle (the build failed). See docs/camber.md.")
+@click.option(
+    "--out",
+    "out_dir",
+    default="dist",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the archive and rythmiq-launch.py.",
+)
+@click.option(
+    "--engine",
+    "engines",
+    multiple=True,
+    type=click.Choice(list(ENGINES)),
+    help=f"Engine(s) the bundle runs; repeat for several (default: {DEFAULT_ENGINE}).",
+)
+@click.option("--extra", "extras", multiple=True, metavar="NAME", help="More package extras.")
+@click.option("--python", "python", default="3.11", show_default=True, help="Target Python.")
+@click.option(
+    "--platform",
+    default="manylinux_2_35_x86_64",
+    show_default=True,
+    help="Target platform tag (manylinux_2_35 is Ubuntu 22.04's glibc).",
+)
+@click.option(
+    "--compression",
+    type=click.Choice(["auto", "zstd", "gzip"]),
+    default="auto",
+    show_default=True,
+    help="auto: zstd when the zstd program is installed, else gzip.",
+)
+@click.option(
+    "--installer",
+    type=click.Choice(["auto", "uv", "pip"]),
+    default="auto",
+    show_default=True,
+    help="auto: uv when it is installed, else pip --target.",
+)
+@click.option(
+    "--wheel",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Bundle this rythmiq wheel instead of the running rythmiq.",
+)
+@click.option(
+    "--constraints",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A pip constraints file pinning the dependencies.",
+)
+@click.option("--no-bytecode", is_flag=True, help="Do not compile .pyc files ahead of time.")
+@click.option("--no-prune", is_flag=True, help="Keep the files a CPU job never loads.")
+@click.option(
+    "--stash",
+    default="stash://<user>/<dir>/",
+    show_default=True,
+    help="Stash folder for the printed upload and job lines.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def bundle(
+    out_dir: Path,
+    engines: tuple[str, ...],
+    extras: tuple[str, ...],
+    python: str,
+    platform: str,
+    compression: str,
+    installer: str,
+    wheel: Path | None,
+    constraints: Path | None,
+    no_bytecode: bool,
+    no_prune: bool,
+    stash: str,
+    as_json: bool,
+) -> int:
+    """Build a runtime bundle for batch jobs: no pip install in the job.
+
+    Writes rythmiq-bundle-<version>-<python>-<platform>-<engines>.tar.zst (rythmiq, the
+    engines' dependencies and models, bytecode compiled, a manifest with every file's
+    SHA-256) and rythmiq-launch.py into --out, then prints the upload steps and the
+    camber job create line. Needs the package index (or a pip/uv configuration that points
+    at a mirror or a wheel folder).
+    """
+    from rythmiq.bundle import build_bundle
+
+    built = build_bundle(
+        out_dir,
+        engines=engines or (DEFAULT_ENGINE,),
+        extras=extras,
+        python=python,
+        platform=platform,
+        compression=compression,  # type: ignore[arg-type]
+        installer=installer,  # type: ignore[arg-type]
+        wheel=wheel,
+        constraints=constraints,
+        bytecode=not no_bytecode,
+        prune=not no_prune,
+    )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "path": str(built.path),
+                    "launcher": str(built.launcher),
+                    "manifest_sha256": built.manifest_sha256,
+                    "size": built.size,
+                    "unpacked_size": built.unpacked_size,
+                    "files": built.files,
+                    "seconds": dict(built.seconds),
+                    "job_command": built.job_command(),
+                }
+            )
+        )
+        return int(ExitCode.OK)
+    from rythmiq._html import format_bytes
+
+    click.echo(
+        f"built {built.path} ({format_bytes(built.size)}, {built.files} files, "
+        f"{format_bytes(built.unpacked_size)} unpacked)"
+    )
+    click.echo(f"manifest sha256 {built.manifest_sha256}")
+    click.echo(f"launcher {built.launcher}")
+    click.echo("")
+    click.echo(f"# upload once (from {built.path.parent}), then start jobs:")
+    click.echo(built.camber_commands(stash))
+    return int(ExitCode.OK)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

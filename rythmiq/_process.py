@@ -229,6 +229,15 @@ class ProcessOptions:
         d["outputs"] = list(self.outputs)
         return d
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of :meth:`to_dict` as canonical JSON (sorted keys, no spaces).
+
+        Stored as ``options_sha256`` in each ``result.json``, so a resumed job can tell
+        whether a stored document was made with the options it runs with now.
+        """
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProcessOptions:
         """Build options from a dict, rejecting unknown keys."""
@@ -730,6 +739,7 @@ def process(
         keyring=keyring,
         on_written=on_written,
         outputs=opts.outputs,
+        options_sha256=opts.fingerprint(),
     )
     return replace(result, artifacts=artifacts)
 

@@ -289,14 +289,25 @@ def _install_command(
         str(target),
         "--python-version",
         python,
-        "--platform",
-        platform,
+        *[arg for tag in _pip_platforms(platform) for arg in ("--platform", tag)],
         "--implementation",
         "cp",
         "--only-binary=:all:",
         *extra,
         requirement,
     ]
+
+
+def _pip_platforms(platform: str) -> list[str]:
+    """Every tag a ``manylinux_2_Y`` machine accepts, newest first: pip does not expand
+    ``--platform manylinux_2_35_x86_64`` to the older glibc tags most wheels carry."""
+    m = _PLATFORM.fullmatch(platform)
+    assert m is not None
+    minor, arch = int(m.group(3)), m.group(4)
+    tags = [f"manylinux_2_{y}_{arch}" for y in range(minor, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += [f"{name}_{arch}" for y, name in legacy.items() if minor >= y]
+    return tags
 
 
 def _pip_version() -> str:

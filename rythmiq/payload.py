@@ -9,7 +9,10 @@ A payload never carries secrets: credentials and keys come from the environment.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -20,15 +23,28 @@ from rythmiq._process import ProcessOptions
 from rythmiq.layout import Ids, validate_id, validate_input_key
 
 __all__ = [
+    "CAMBER_CONCURRENT_JOBS",
+    "DEFAULT_SHARDS",
     "MAX_DEPTH",
+    "MAX_DOCUMENTS",
     "MAX_PAYLOAD_BYTES",
+    "MAX_SPLIT_BYTES",
     "SUPPORTED_VERSIONS",
     "DocumentSpec",
     "Payload",
     "parse_payload",
+    "split_payload",
 ]
 
 MAX_PAYLOAD_BYTES = 1 << 20
+# The documents of one job (the schema's maxItems); a longer list is cut by split_payload.
+MAX_DOCUMENTS = 1000
+# A payload given to split_payload may hold many jobs' worth of documents.
+MAX_SPLIT_BYTES = 64 << 20
+# Camber queues a user's jobs beyond 4-6 running at once, so more shards than that do not
+# run sooner; 4 is what always runs in parallel.
+DEFAULT_SHARDS = 4
+CAMBER_CONCURRENT_JOBS = 6
 # A valid payload nests 3 levels (payload -> documents -> document, or -> options -> box); a limit
 # far below Python's recursion limit keeps the schema validator and error messages safe.
 MAX_DEPTH = 16
@@ -60,6 +76,8 @@ class Payload:
         options: Processing options.
         single: Whether the payload used the single-document form (``document_id`` and
             ``input`` at the top level), which keeps the original worker's flat layout.
+        resume: Skip documents a previous run of the same job already stored with the same
+            options (see ``docs/payload.md``).
     """
 
     version: int
@@ -69,6 +87,7 @@ class Payload:
     documents: tuple[DocumentSpec, ...]
     options: ProcessOptions
     single: bool
+    resume: bool = False
 
     def ids(self, document: DocumentSpec) -> Ids:
         """The :class:`~rythmiq.layout.Ids` of one document of this job."""
@@ -131,6 +150,14 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+@cache
+def _split_schema() -> dict[str, Any]:
+    """The payload schema without the cap on ``documents`` (what :func:`split_payload` reads)."""
+    relaxed = copy.deepcopy(schema())
+    del relaxed["properties"]["documents"]["maxItems"]
+    return relaxed
+
+
 def parse_payload(text: str | bytes) -> Payload:
     """Parse and validate a payload.
 
@@ -143,15 +170,21 @@ def parse_payload(text: str | bytes) -> Payload:
             ``payload.invalid_id``, ``payload.invalid_input``, ``payload.invalid_output``,
             ``payload.duplicate_document``. Messages say which field is wrong.
     """
+    data = _load(text, max_bytes=MAX_PAYLOAD_BYTES)
+    return _validate(data, schema())
+
+
+def _load(text: str | bytes, *, max_bytes: int) -> dict[str, Any]:
+    """The payload's JSON object: size, encoding, syntax, depth and version checked."""
     try:
         raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
     except UnicodeEncodeError as exc:  # a str holding lone surrogates
         raise PayloadError(
             f"payload is not valid Unicode: {exc.reason}", code="payload.malformed"
         ) from None
-    if len(raw) > MAX_PAYLOAD_BYTES:
+    if len(raw) > max_bytes:
         raise PayloadError(
-            f"payload is {len(raw)} bytes, over the limit of {MAX_PAYLOAD_BYTES}",
+            f"payload is {len(raw)} bytes, over the limit of {max_bytes}",
             code="payload.too_large",
         )
     if not raw.strip():
@@ -179,9 +212,14 @@ def parse_payload(text: str | bytes) -> Payload:
             f"unsupported payload version {version!r}; this worker reads {SUPPORTED_VERSIONS}",
             code="payload.version",
         )
+    return data
+
+
+def _validate(data: dict[str, Any], against: dict[str, Any]) -> Payload:
+    """Check a loaded payload against the schema ``against``, then ids, inputs and options."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = jsonschema.Draft202012Validator(against)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
@@ -214,11 +252,135 @@ def parse_payload(text: str | bytes) -> Payload:
     except OptionsError as exc:
         raise PayloadError(f"payload options: {exc.message}", code="payload.invalid") from None
     return Payload(
-        version=int(version),
+        version=int(data["version"]),
         job_id=data["job_id"],
         user_id=data["user_id"],
         output=data["output"],
         documents=documents,
         options=options,
         single=single,
+        resume=bool(data.get("resume", False)),
     )
+
+
+def _shard_count(n: int, shards: int | None, per_job: int | None) -> int:
+    """How many shards ``n`` documents are cut into (see :func:`split_payload`)."""
+    if shards is not None and per_job is not None:
+        raise OptionsError("give shards or per_job, not both")
+    for name, value in (("shards", shards), ("per_job", per_job)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
+        if value is not None and value < 1:
+            raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
+    minimum = math.ceil(n / MAX_DOCUMENTS)
+    if per_job is not None:
+        count = math.ceil(n / per_job)
+    elif shards is not None:
+        count = shards
+    else:
+        count = max(DEFAULT_SHARDS, minimum)
+    count = min(count, n)  # never an empty shard
+    largest = math.ceil(n / count)
+    if largest > MAX_DOCUMENTS:
+        raise PayloadError(
+            f"{n} documents in {count} shard(s) puts {largest} documents in one job, over the "
+            f"limit of {MAX_DOCUMENTS}; use at least {minimum} shards"
+            + (f" (or per_job {MAX_DOCUMENTS} or less)" if per_job is not None else ""),
+            code="payload.too_many_documents",
+        )
+    return count
+
+
+def split_payload(
+    payload: str | bytes | Mapping[str, Any],
+    shards: int | None = None,
+    *,
+    per_job: int | None = None,
+) -> tuple[dict[str, Any], ...]:
+    """Cut a payload's ``documents`` into several job payloads, one per worker job.
+
+    The input is checked as :func:`parse_payload` checks a payload, except that it may hold
+    more than :data:`MAX_DOCUMENTS` documents and up to :data:`MAX_SPLIT_BYTES` bytes.
+    The shards are contiguous runs of the documents, in payload order, with sizes that
+    differ by at most one; every document is in exactly one shard. Each shard keeps
+    ``version``, ``user_id``, ``output`` and ``options``, gets the job id
+    ``{job_id}-{i}of{N}`` (``i`` from 1, zero-padded to the width of ``N``: ``job-7-01of12``)
+    and ``"resume": true``, so a shard that is run again skips what it already stored.
+
+    Args:
+        payload: The payload, as JSON text or bytes, or as a parsed JSON object.
+        shards: Number of shards (default :data:`DEFAULT_SHARDS`, or more when that would put
+            over :data:`MAX_DOCUMENTS` documents in one); never more than the documents.
+        per_job: Instead of ``shards``: at most this many documents per shard, which gives
+            ``ceil(n / per_job)`` shards.
+
+    Returns:
+        The shard payloads as JSON objects, in order; each one, written as
+        ``json.dumps(shard, indent=2)``, passes :func:`parse_payload`.
+
+    Raises:
+        PayloadError: what :func:`parse_payload` raises (``payload.too_large`` over
+            :data:`MAX_SPLIT_BYTES`); ``payload.invalid`` for the single-document form,
+            which has nothing to split; ``payload.too_many_documents`` when ``shards`` (or
+            ``per_job``) would put more than :data:`MAX_DOCUMENTS` documents in one job (the
+            message gives the least shard count that works); ``payload.invalid_id`` when
+            the job id is too long to take the shard suffix; ``payload.too_large`` when a
+            shard would be over :data:`MAX_PAYLOAD_BYTES` (use more shards).
+        OptionsError: ``shards`` or ``per_job`` is not an integer >= 1, or both are given.
+    """
+    if isinstance(payload, Mapping):
+        try:
+            payload = json.dumps(payload, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise PayloadError(f"payload is not JSON: {exc}", code="payload.malformed") from None
+    data = _load(payload, max_bytes=MAX_SPLIT_BYTES)
+    parsed = _validate(data, _split_schema())
+    if parsed.single:
+        raise PayloadError(
+            "a single-document payload (document_id and input at the top level) has nothing "
+            "to split; give a documents list",
+            code="payload.invalid",
+        )
+    entries: list[dict[str, Any]] = data["documents"]
+    n = len(entries)
+    count = _shard_count(n, shards, per_job)
+    base, extra = divmod(n, count)
+    width = len(str(count))
+    out: list[dict[str, Any]] = []
+    start = 0
+    for i in range(1, count + 1):
+        stop = start + base + (1 if i <= extra else 0)
+        suffix = f"-{i:0{width}d}of{count}"
+        job_id = parsed.job_id + suffix
+        try:
+            validate_id(job_id, "job_id")
+        except StorageError:
+            raise PayloadError(
+                f"job_id {parsed.job_id!r} is too long to take the shard suffix {suffix!r}: "
+                f"a job id has at most 128 characters; use a job_id of at most "
+                f"{128 - len(suffix)} characters",
+                code="payload.invalid_id",
+            ) from None
+        shard: dict[str, Any] = {
+            "version": data["version"],
+            "job_id": job_id,
+            "user_id": data["user_id"],
+            "documents": [dict(entry) for entry in entries[start:stop]],
+        }
+        if "options" in data:
+            shard["options"] = copy.deepcopy(data["options"])
+        shard["output"] = data["output"]
+        shard["resume"] = True
+        try:
+            parse_payload(json.dumps(shard, indent=2))
+        except PayloadError as exc:
+            if exc.code != "payload.too_large":
+                raise
+            raise PayloadError(
+                f"shard {i} of {count} would be over the {MAX_PAYLOAD_BYTES}-byte payload "
+                f"limit ({exc.message}); use more shards",
+                code="payload.too_large",
+            ) from None
+        out.append(shard)
+        start = stop
+    return tuple(out)

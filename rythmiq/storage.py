@@ -65,6 +65,8 @@ SECRET_ENV_VARS = (
     "RYTHMIQ_KEYRING",
 )
 _S3_PROTOCOLS = ("s3", "s3a")
+# The temporary name a local write uses until its rename (see Store.write).
+_TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp", re.DOTALL)
 
 
 # A signature, credential or session token in a presigned URL's query (SigV4 and SigV2) or in
@@ -351,6 +353,38 @@ class Store:
         except Exception as exc:
             raise _translate(exc, "delete", self.url_for(key)) from exc
 
+    def remove_leftovers(self, prefix: str) -> int:
+        """Delete the temporary files of writes that never finished under ``prefix``.
+
+        Only a process killed in the middle of a local :meth:`write` (``SIGKILL``, the OOM
+        killer) leaves one: a hidden ``.<name>.<hex>.tmp`` next to where the object was going.
+        Object stores write each object in one request and have none; for them this does
+        nothing. Call it only when no other process is writing under ``prefix``.
+
+        Returns:
+            How many files were deleted.
+        """
+        if not self.is_local:
+            return 0
+        base = self.path(prefix.rstrip("/"))
+        try:
+            found = self.fs.find(base)
+        except FileNotFoundError:
+            return 0
+        except Exception as exc:
+            raise _translate(exc, "list", str(self.fs.unstrip_protocol(base))) from exc
+        removed = 0
+        for path in found:
+            if _TEMP_NAME.fullmatch(posixpath.basename(path)):
+                try:
+                    self.fs.rm_file(path)
+                except FileNotFoundError:
+                    continue
+                except Exception as exc:
+                    raise _translate(exc, "delete", str(self.fs.unstrip_protocol(path))) from exc
+                removed += 1
+        return removed
+
     def list(self, prefix: str = "") -> list[str]:
         """Every key under ``prefix`` (recursive, sorted), relative to the store root."""
         base = self.path(prefix.rstrip("/")) if prefix else self.root
@@ -425,13 +459,16 @@ def store_artifacts(
     per_document: bool = False,
     marker: bool = True,
     outputs: Sequence[str] = ("txt",),
+    options_sha256: str | None = None,
 ) -> tuple[Artifact, ...]:
     """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
 
     Order: encrypted master, normalized JPEG and preview (one pair per page under
     ``pages/NNNN/`` for a multi-page document), the ``outputs`` asked for (``"txt"``: the
     OCR text, when OCR ran on some page; ``"hocr"``; ``"pdf"``: a searchable PDF), then
-    ``result.json`` (the result with ids and the list of the other artifacts).
+    ``result.json``: the result with ids, ``"status": "ok"``, the list of the other
+    artifacts and ``options_sha256``, which a resumed worker job compares with its own
+    options before it skips the document.
 
     On any failure, every object this call wrote is deleted again before the error is
     raised. If the store is unreachable even for that, what is left is only at this
@@ -450,6 +487,9 @@ def store_artifacts(
         marker: Write ``result.json``. A single-document worker job leaves it to the job
             result, which takes the same key.
         outputs: Document outputs to write, from ``("txt", "hocr", "pdf")``.
+        options_sha256: :meth:`~rythmiq.ProcessOptions.fingerprint` of the options the
+            result was made with, recorded in ``result.json`` (``null`` when not given: such
+            a document is never skipped by a resumed job).
 
     Returns:
         The artifacts, ``result.json`` last.
@@ -518,8 +558,10 @@ def store_artifacts(
             # The stored result always names the ids it was stored under, even when the
             # caller's result did not carry them yet.
             document = {
+                "status": "ok",
                 **replace(result, ids=ids).to_dict(),
                 "artifacts": [a.to_dict() for a in written],
+                "options_sha256": options_sha256,
             }
             body = json.dumps(document, indent=2).encode("utf-8")
             done = store.write(

@@ -3,7 +3,8 @@
 It reads one payload (stdin, or ``--payload FILE``), processes every document with one OCR
 engine loaded once, writes the artifacts and ``output/{user_id}/{job_id}/result.json`` (last:
 the completion marker) to the payload's store, and prints exactly one JSON document, the job
-result, to stdout. Logs go to stderr.
+result, to stdout. Logs go to stderr. With ``--resume`` (or ``"resume": true`` in the payload)
+the documents a previous run of the same job already stored are skipped.
 
 Exit codes (see ``docs/errors.md``): 0 ok, 3 partial, 4 invalid payload, 5 input, 6 model,
 7 storage, 8 crypto, 1 internal, 143 cancelled by SIGTERM. A payload, keyring, store or
@@ -22,19 +23,24 @@ import contextlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import posixpath  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
 from types import FrameType  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import rythmiq  # noqa: E402
 from rythmiq._errors import ExitCode, InputError, RythmiqError  # noqa: E402
 from rythmiq._system import rss_mb  # noqa: E402
 
 _T_RYTHMIQ_IMPORTED = time.time()
+
+if TYPE_CHECKING:
+    from rythmiq.payload import DocumentSpec, Payload
+    from rythmiq.storage import Store
 
 __all__ = ["EXIT_CANCELLED", "main", "run_job"]
 
@@ -97,35 +103,157 @@ def _error(exc: BaseException) -> dict[str, Any]:
 
 def _document_summary(result: rythmiq.ProcessResult) -> dict[str, Any]:
     """A short per-document entry: page count, then each page's verdict, OCR and image."""
+    return _stored_summary(result.to_dict())
+
+
+def _stored_summary(stored: dict[str, Any]) -> dict[str, Any]:
+    """:func:`_document_summary` from a result's dict form (``result.json``), as stored.
+
+    Raises KeyError, TypeError or AttributeError when ``stored`` is not such a dict.
+    """
     pages = []
-    for page in result.pages:
-        q, ocr, image = page.quality, page.ocr, page.image
+    for page in stored["pages"]:
+        q, ocr, image, turn = page["quality"], page["ocr"], page["image"], page["orientation"]
         pages.append(
             {
-                "quality": {"score": q.score, "passed": q.passed, "reasons": list(q.reasons)},
+                "quality": {
+                    "score": q["score"],
+                    "passed": q["passed"],
+                    "reasons": list(q["reasons"]),
+                },
                 "ocr": None
                 if ocr is None
                 else {
-                    "lines": len(ocr.lines),
-                    "text_length": len(ocr.text),
-                    "mean_confidence": ocr.confidence,
-                    "engine": ocr.engine,
+                    "lines": len(ocr["lines"]),
+                    "text_length": len(ocr["text"]),
+                    "mean_confidence": ocr["confidence"],
+                    "engine": ocr["engine"],
                 },
-                "ocr_skipped_reason": page.ocr_skipped_reason,
-                "rotation": page.orientation.rotation if page.orientation else None,
+                "ocr_skipped_reason": page["ocr_skipped_reason"],
+                "rotation": None if turn is None else turn["rotation"],
                 "image": {
-                    "width": image.width,
-                    "height": image.height,
-                    "dpi": image.dpi,
-                    "bytes": len(image.data),
+                    "width": image["width"],
+                    "height": image["height"],
+                    "dpi": image["dpi"],
+                    "bytes": image["bytes"],
                 },
             }
         )
-    return {"page_count": result.page_count, "passed": result.passed, "pages": pages}
+    return {"page_count": stored["page_count"], "passed": stored["passed"], "pages": pages}
 
 
-def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
-    """Run one job; returns ``(exit_code, job_result)``. Never raises for job problems."""
+def _resumed_entry(store: Store, payload: Payload, spec: DocumentSpec) -> dict[str, Any] | None:
+    """The job-result entry of a document a previous run of the job already stored, or None.
+
+    A list-form document is done when its own ``result.json`` is JSON, says ``"status": "ok"``,
+    names this user, job and document, and was made with the same options (its
+    ``options_sha256``). A single-document job is done when its job result (the same key)
+    says so. Anything else is processed again; the reason is logged at INFO.
+    """
+    from rythmiq.layout import artifact_key
+
+    key = artifact_key("result", payload.ids(spec), per_document=not payload.single)
+    try:
+        raw = store.read(key)
+    except RythmiqError as exc:
+        if exc.code == "storage.not_found":
+            log.info("resume: %s has no stored result; processing it", spec.document_id)
+        else:
+            log.info("resume: cannot read %s (%s); processing it", key, exc.message)
+        return None
+    entry = _stored_entry(raw, store, key, payload, spec)
+    if isinstance(entry, str):
+        log.info("resume: %s %s; processing it again", key, entry)
+        return None
+    log.info("resume: %s is already stored; skipping it", spec.document_id)
+    return entry
+
+
+def _stored_entry(
+    raw: bytes, store: Store, key: str, payload: Payload, spec: DocumentSpec
+) -> dict[str, Any] | str:
+    """The resumed job-result entry built from the stored ``raw`` bytes, or why it cannot be."""
+    from hashlib import sha256
+
+    from rythmiq.storage import Artifact
+
+    try:
+        stored = json.loads(raw)
+    except ValueError:  # also UnicodeDecodeError
+        return "is not valid JSON"
+    if not isinstance(stored, dict) or stored.get("status") != "ok":
+        return "does not say status ok"
+    if stored.get("options_sha256") != payload.options.fingerprint():
+        return "was made with other options"
+    document: Any = stored
+    listed = stored.get("artifacts")
+    if payload.single:  # the job result: its one document entry holds the result
+        documents = stored.get("documents")
+        if not isinstance(documents, list) or len(documents) != 1:
+            return "is not a single-document job result"
+        first = documents[0]
+        if not isinstance(first, dict) or first.get("status") != "ok":
+            return "does not say status ok"
+        document, listed = first.get("result"), first.get("artifacts")
+        if not isinstance(document, dict):
+            return "holds no result"
+    if document.get("ids") != payload.ids(spec).to_dict():
+        return "names other ids"
+    if not isinstance(listed, list):
+        return "lists no artifacts"
+    try:
+        summary = _stored_summary(document)
+    except (KeyError, TypeError, AttributeError):
+        return "is not a stored result"
+    artifacts = list(listed)
+    if not payload.single:
+        # The marker is one of the document's artifacts, as in the run that wrote it.
+        done = Artifact("result", key, store.url_for(key), len(raw), sha256(raw).hexdigest())
+        artifacts.append(done.to_dict())
+    entry: dict[str, Any] = {
+        "document_id": spec.document_id,
+        "input": spec.input_key,
+        "status": "ok",
+        "resumed": True,
+        **summary,
+        "artifacts": artifacts,
+        # Its processing time was spent, and reported, by the run that stored it.
+        "wall_s": 0.0,
+        "cpu_s": 0.0,
+    }
+    if payload.single:
+        entry["result"] = document
+    return entry
+
+
+def _remove_leftovers(store: Store, payload: Payload, redo: list[DocumentSpec]) -> None:
+    """Delete the temporary files a killed run of this job left in a local store.
+
+    They sit in the job's output folder and in the master folders of the documents it was
+    writing, which are among those processed again. A run that cannot list them still runs.
+    """
+    from rythmiq.layout import artifact_key
+
+    # Folders named through the one key builder; the master's extension is not known yet.
+    folders = [posixpath.dirname(artifact_key("result", payload.ids(payload.documents[0])))]
+    folders += [posixpath.dirname(artifact_key("master", payload.ids(d), ext="x")) for d in redo]
+    try:
+        removed = sum(store.remove_leftovers(folder) for folder in folders)
+    except RythmiqError as exc:
+        log.warning("resume: could not remove temporary files: %s", exc.message)
+        return
+    if removed:
+        log.info("resume: removed %d temporary file(s) of a run that was killed", removed)
+
+
+def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, dict[str, Any]]:
+    """Run one job; returns ``(exit_code, job_result)``. Never raises for job problems.
+
+    Args:
+        payload_text: The payload (see ``docs/payload.md``).
+        resume: Skip the documents a previous run of this job already stored with the same
+            options, as the payload's ``"resume": true`` does (either one turns it on).
+    """
     t0 = _process_start_epoch() or _T_WORKER_IMPORT
     from rythmiq.keyring import load_keyring
     from rythmiq.layout import artifact_key, master_extension
@@ -151,9 +279,24 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
         return int(exc.exit_code), job
 
     options = payload.options
+    # Before the engine: a job whose documents are all stored never loads it.
+    w_resume, c_resume = time.perf_counter(), _cpu()
+    resumed: dict[str, dict[str, Any]] = {}
+    if resume or payload.resume:
+        for spec in payload.documents:
+            done = _resumed_entry(store, payload, spec)
+            if done is not None:
+                resumed[spec.document_id] = done
+        log.info(
+            "resume: %d of %d document(s) already stored", len(resumed), len(payload.documents)
+        )
+        _remove_leftovers(
+            store, payload, [d for d in payload.documents if d.document_id not in resumed]
+        )
+    resume_wall, resume_cpu = time.perf_counter() - w_resume, _cpu() - c_resume
     engine: rythmiq.OcrEngine | None = None
     try:
-        if options.ocr:
+        if options.ocr and len(resumed) < len(payload.documents):
             from rythmiq.ocr import create_engine
 
             engine = create_engine(options.engine_config())
@@ -172,6 +315,9 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
     cancelled = False
     docs_wall = docs_cpu = 0.0
     for spec in payload.documents:
+        if spec.document_id in resumed:  # stored by an earlier run: no processing time here
+            documents.append(resumed[spec.document_id])
+            continue
         entry: dict[str, Any] = {"document_id": spec.document_id, "input": spec.input_key}
         if cancelled:
             entry.update(status="cancelled")
@@ -199,6 +345,7 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
                 per_document=not payload.single,
                 marker=not payload.single,
                 outputs=options.outputs,
+                options_sha256=options.fingerprint(),
             )
             stages.add("store", time.perf_counter() - w2, _cpu() - c2)
             entry.update(status="ok", **_document_summary(result))
@@ -236,8 +383,9 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
         status, code = "partial", int(ExitCode.PARTIAL)
     else:
         status, code = "failed", int(failed[0]["error"]["exit_code"])
-    job.update(status=status, exit_code=code, documents=documents)
+    job.update(status=status, exit_code=code, documents=documents, resumed=len(resumed))
     job["engine"] = None if engine is None else engine.name
+    job["options_sha256"] = options.fingerprint()
 
     def accounting() -> dict[str, Any]:
         now = time.time()
@@ -248,6 +396,8 @@ def run_job(payload_text: str | bytes) -> tuple[int, dict[str, Any]]:
                 "rythmiq_imported_to_engine_ready_s": round(t_engine - _T_RYTHMIQ_IMPORTED, 6),
                 "total_s": round(t_engine - t0, 6),
             },
+            # Reading the stored results with resume on (inside the start-up time above).
+            "resume_check": {"wall_s": round(resume_wall, 6), "cpu_s": round(resume_cpu, 6)},
             "job": {"wall_s": round(job_wall, 6), "cpu_s": round(_cpu(), 6)},
             "documents": {"wall_s": round(docs_wall, 6), "cpu_s": round(docs_cpu, 6)},
             "stages": stages.to_dict(),
@@ -290,12 +440,15 @@ def _read_payload(path: str | None) -> bytes:
         ) from None
 
 
-def main(payload_path: str | None = None, *, debug: bool | None = None) -> int:
+def main(
+    payload_path: str | None = None, *, debug: bool | None = None, resume: bool = False
+) -> int:
     """Run the worker: read the payload, run the job, print the job result; return the code.
 
     Args:
         payload_path: Payload file; ``None`` or ``"-"`` reads stdin.
         debug: Log rythmiq's debug lines and tracebacks to stderr (default: ``$RYTHMIQ_DEBUG``).
+        resume: Skip documents already stored by a previous run (see :func:`run_job`).
     """
     from rythmiq._logging import setup_logging
 
@@ -309,7 +462,7 @@ def main(payload_path: str | None = None, *, debug: bool | None = None) -> int:
         except RythmiqError as exc:
             code, job = int(exc.exit_code), {"status": "error", "error": _error(exc)}
         else:
-            code, job = run_job(text)
+            code, job = run_job(text, resume=resume)
     except Cancelled:
         code, job = EXIT_CANCELLED, {"status": "cancelled"}
     finally:
@@ -327,8 +480,13 @@ def _cli(argv: Sequence[str] | None = None) -> int:
         description="Run one rythmiq job from a JSON payload (stdin by default).",
     )
     parser.add_argument("--payload", help="payload file (default: stdin)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip documents a previous run of this job already stored with the same options",
+    )
     args = parser.parse_args(argv)
-    return main(args.payload)
+    return main(args.payload, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -570,3 +570,27 @@ def test_truncated_real_bundle_fails_cleanly(real_bundle, tmp_path):
     proc = launch(cut, "worker", cwd=tmp_path, tmpdir=tmp_path / "t", python=_base_python())
     assert bundle_error(proc)["code"] == "bundle.corrupt"
     no_partial_unpacks(tmp_path / "t")
+
+
+@pytest.mark.integration
+def test_pip_installer_builds_a_working_bundle(tmp_path):
+    built = build_bundle(
+        tmp_path / "pip", installer="pip", python=f"{sys.version_info[0]}.{sys.version_info[1]}"
+    )
+    assert built.manifest["installer"].startswith("pip ")
+    assert "openvino" in built.manifest["distributions"]
+    proc = launch(
+        built.path,
+        "models",
+        "list",
+        "--json",
+        cwd=tmp_path,
+        tmpdir=tmp_path / "t",
+        python=_base_python(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    models = json.loads(proc.stdout)
+    unpacked = (tmp_path / "t" / "rythmiq-bundles").resolve()
+    for role in ("det", "rec"):
+        assert models[role]["source"] == "bundled"
+        assert Path(models[role]["path"]).resolve().is_relative_to(unpacked)
