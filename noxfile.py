@@ -102,6 +102,16 @@ def bench_default_engine(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_default_engine.py", *session.posargs)
 
 
+@nox.session(name="bench-coldstart", python=PYTHON)
+def bench_coldstart(session: nox.Session) -> None:
+    """A Camber base-engine job four ways: pip install (index, wheelhouse), bundle cold, warm.
+
+    `-- --sizes 1 10 --paths c d --cold-runs 3` for a shorter run.
+    """
+    session.install("-e", ".[dev]")
+    session.run("python", "benchmarks/bench_coldstart.py", *session.posargs)
+
+
 @nox.session(name="bench-engine-settings", python=PYTHON)
 def bench_engine_settings(session: nox.Session) -> None:
     """The engine-settings study (variants side by side; `-- onnx-first onnx` by default)."""

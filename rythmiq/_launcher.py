@@ -8,7 +8,8 @@ Copied beside a bundle by ``rythmiq bundle`` as ``rythmiq-launch.py``. A job run
 It reads the bundle's ``manifest.json`` (the archive's first member), checks that this
 Python and this machine are the ones the bundle was built for, unpacks the bundle once into
 ``$TMPDIR/rythmiq-bundles/<manifest digest>/`` (never next to the bundle: on Camber that is
-the stash folder), checks every file against the manifest's size and SHA-256, and then
+the stash folder), checks every member against the manifest (path, type and size; with
+``--verify`` each file's SHA-256 too) and the archive's own checksum, and then
 replaces itself with ``python3 -s -S -m rythmiq <args>`` on the unpacked ``site-packages``
 (``-s``: not the user's site-packages; ``-S``: not the system's either).
 A later job on the same node whose bundle has the same manifest reuses that folder.
@@ -346,13 +347,14 @@ def _hasher(jobs, bad, files):
             bad.append(name)
 
 
-def unpack(path, manifest, dest, decompressor="auto", hashes=True):
+def unpack(path, manifest, dest, decompressor="auto", hashes=False):
     """Unpack the bundle into ``dest`` (which must not exist), checking every file.
 
     Every member must be a regular file or folder at a safe relative path, listed in the
-    manifest with the same size, and every listed file must come. With ``hashes``, each
-    file's SHA-256 is checked too; the archive's own checksum (zstd's, or gzip's CRC-32)
-    already catches a damaged download either way.
+    manifest with the same size, and every listed file must come; the archive's own
+    checksum (zstd's XXH64, or gzip's CRC-32) catches a damaged download. With ``hashes``,
+    each file's SHA-256 is checked against the manifest too (on other threads, while the
+    archive streams): about 0.6 s more for the default bundle on 2 cores.
     """
     files = manifest["files"]
     source = _Source(path, decompressor)
@@ -417,6 +419,14 @@ def unpack(path, manifest, dest, decompressor="auto", hashes=True):
                     os.chmod(target, 0o755)
                 if digest is not None:
                     jobs.put((name, digest))
+            # Read to the very end, so that the decompressor checks the archive's checksum
+            # (it sits after the last member); what follows the tar's end must be padding.
+            while True:
+                block = source.stream.read(_CHUNK)
+                if not block:
+                    break
+                if block.count(0) != len(block):
+                    raise BundleProblem("bundle.corrupt", "the bundle has data after its end")
         except _DAMAGED as exc:
             raise BundleProblem("bundle.corrupt", "the bundle's archive is damaged: %s" % (exc,))
         drained = True
@@ -459,7 +469,7 @@ def _intact(folder, manifest):
     return True
 
 
-def prepare(path, decompressor="auto", hashes=True):
+def prepare(path, decompressor="auto", hashes=False):
     """Unpack ``path`` (or reuse an earlier unpack); returns ``(folder, manifest, reused)``."""
     manifest, raw = read_manifest(path, decompressor)
     check_target(manifest)
@@ -509,20 +519,20 @@ def _fail(code, message):
 
 
 _USAGE = """usage: python3 -s rythmiq-launch.py [--decompressor auto|zstd|libzstd]
-           [--no-hash-check] [--unpack-only] BUNDLE [RYTHMIQ-ARGS...]
+           [--verify] [--unpack-only] BUNDLE [RYTHMIQ-ARGS...]
 
 Runs `python3 -s -S -m rythmiq RYTHMIQ-ARGS` from the runtime bundle BUNDLE
 (e.g. `worker --payload payload.json`), unpacking it once into
-$TMPDIR/rythmiq-bundles (or $RYTHMIQ_BUNDLE_CACHE). --no-hash-check skips the
-per-file SHA-256 check of a first unpack (sizes and the archive's checksum are
-still checked)."""
+$TMPDIR/rythmiq-bundles (or $RYTHMIQ_BUNDLE_CACHE). A first unpack checks the
+archive's checksum and every member's path, type and size against the manifest;
+--verify (or RYTHMIQ_BUNDLE_VERIFY=1) checks every file's SHA-256 too."""
 
 
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
     decompressor = "auto"
     unpack_only = False
-    hashes = True
+    hashes = os.environ.get("RYTHMIQ_BUNDLE_VERIFY", "") not in ("", "0")
     while args and args[0].startswith("--"):
         flag = args.pop(0)
         if flag in ("--help", "-h"):
@@ -530,8 +540,8 @@ def main(argv=None):
             return 0
         if flag == "--unpack-only":
             unpack_only = True
-        elif flag == "--no-hash-check":
-            hashes = False
+        elif flag == "--verify":
+            hashes = True
         elif flag == "--decompressor" and args and args[0] in ("auto", "zstd", "libzstd"):
             decompressor = args.pop(0)
         elif flag == "--":

@@ -257,28 +257,41 @@ def _missing_file(root: Path) -> None:
     (root / "site-packages" / "rythmiq" / "data.bin").unlink()
 
 
+@pytest.mark.parametrize("verify", [False, True], ids=["default", "verify"])
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_same_size_change, "SHA-256"),
         (_extra_file, "not in the manifest"),
         (_missing_file, "missing"),
     ],
 )
-def test_archive_that_disagrees_with_its_manifest_is_refused(tmp_path, change, message):
+def test_archive_that_disagrees_with_its_manifest_is_refused(tmp_path, change, message, verify):
     bundle = make_bundle(tmp_path, after_manifest=change)
-    err = bundle_error(launch(bundle, cwd=tmp_path, tmpdir=tmp_path / "t"))
+    flags = ["--verify"] if verify else []
+    err = bundle_error(launch_flags(bundle, flags, [], cwd=tmp_path, tmpdir=tmp_path / "t"))
     assert err["code"] == "bundle.corrupt" and message in err["message"]
     no_partial_unpacks(tmp_path / "t")
 
 
-def test_hash_check_can_be_skipped_but_sizes_still_count(tmp_path):
+def test_verify_checks_every_files_sha256(tmp_path):
+    # A file changed after the manifest was made, keeping its size: the archive's own
+    # checksum is right (it was packed so), and only the SHA-256 check can see it.
     changed = make_bundle(tmp_path, after_manifest=_same_size_change, name="same-size")
-    proc = launch_flags(changed, ["--no-hash-check"], [], cwd=tmp_path, tmpdir=tmp_path / "t")
-    assert proc.returncode == 0, proc.stderr
-    missing = make_bundle(tmp_path, after_manifest=_missing_file, name="missing")
-    proc = launch_flags(missing, ["--no-hash-check"], [], cwd=tmp_path, tmpdir=tmp_path / "t2")
-    assert bundle_error(proc)["code"] == "bundle.corrupt"
+    plain = launch_flags(changed, [], [], cwd=tmp_path, tmpdir=tmp_path / "t")
+    assert plain.returncode == 0, plain.stderr
+    for flags, env in ((["--verify"], {}), ([], {"RYTHMIQ_BUNDLE_VERIFY": "1"})):
+        tmpdir = tmp_path / f"t-{len(env)}"
+        launcher = tmp_path / LAUNCHER_NAME
+        proc = subprocess.run(
+            [sys.executable, "-s", str(launcher), *flags, str(changed)],
+            cwd=tmp_path,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmpdir), "TMPDIR": str(tmpdir), **env},
+            capture_output=True,
+            text=True,
+        )
+        err = bundle_error(proc)
+        assert err["code"] == "bundle.corrupt" and "SHA-256" in err["message"]
+        no_partial_unpacks(tmpdir)
 
 
 def _hand_made(tmp_path: Path, members) -> Path:
@@ -594,3 +607,45 @@ def test_pip_installer_builds_a_working_bundle(tmp_path):
     for role in ("det", "rec"):
         assert models[role]["source"] == "bundled"
         assert Path(models[role]["path"]).resolve().is_relative_to(unpacked)
+
+
+def test_cli_bundle_refuses_a_bad_target(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "rythmiq", "bundle", "--out", str(tmp_path / "o"), "--python", "3"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 9, proc.stderr
+    assert "[bundle.invalid_target]" in proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.integration
+def test_cli_bundle_prints_the_upload_and_job_lines(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rythmiq",
+            "bundle",
+            "--out",
+            str(tmp_path / "dist"),
+            "--python",
+            f"{sys.version_info[0]}.{sys.version_info[1]}",
+            "--stash",
+            "stash://alice/ocr/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    archive = next((tmp_path / "dist").glob("rythmiq-bundle-*-onnx.tar.*"))
+    assert (tmp_path / "dist" / LAUNCHER_NAME).is_file()
+    out = proc.stdout
+    assert f"camber stash cp {archive.name} stash://alice/ocr/" in out
+    assert f"camber stash cp {LAUNCHER_NAME} stash://alice/ocr/" in out
+    assert (
+        f'camber job create --engine base --cmd "python3 -s {LAUNCHER_NAME} {archive.name} '
+        'worker --payload payload.json" --path stash://alice/ocr/ --size xxsmall'
+    ) in out
