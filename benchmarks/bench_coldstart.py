@@ -271,8 +271,11 @@ def main() -> int:
         args.json.write_text(
             json.dumps({"rows": rows, "cold": cold, "bundle_mib": art.get("bundle_mib")}, indent=1)
         )
-    for leftover in work.glob("job-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        for leftover in work.glob("job-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
     return 0
 
 

@@ -829,6 +829,7 @@ def _error(code: str, message: str) -> None:
 )
 @click.option("--no-bytecode", is_flag=True, help="Do not compile .pyc files ahead of time.")
 @click.option("--no-prune", is_flag=True, help="Keep the files a CPU job never loads.")
+@click.option("--no-font", is_flag=True, help="Do not copy this machine's DejaVu Sans in.")
 @click.option(
     "--stash",
     default="stash://<user>/<dir>/",
@@ -848,6 +849,7 @@ def bundle(
     constraints: Path | None,
     no_bytecode: bool,
     no_prune: bool,
+    no_font: bool,
     stash: str,
     as_json: bool,
 ) -> int:
@@ -873,6 +875,7 @@ def bundle(
         constraints=constraints,
         bytecode=not no_bytecode,
         prune=not no_prune,
+        font=not no_font,
     )
     if as_json:
         click.echo(

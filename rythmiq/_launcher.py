@@ -581,6 +581,9 @@ def main(argv=None):
     env["PYTHONNOUSERSITE"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the bundle's bytecode is compiled already
     env["RYTHMIQ_BUNDLE"] = folder
+    font = os.path.join(folder, "fonts", "DejaVuSans.ttf")
+    if os.path.isfile(font):
+        env.setdefault("RYTHMIQ_PDF_FONT", font)
     models = os.path.join(folder, "models")
     if os.path.isdir(models):
         env.setdefault("RYTHMIQ_MODEL_DIR", models)

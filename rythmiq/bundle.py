@@ -72,6 +72,13 @@ log = logging.getLogger("rythmiq.bundle")
 DEFAULT_PYTHON = "3.11"
 DEFAULT_PLATFORM = "manylinux_2_35_x86_64"
 LAUNCHER_NAME = "rythmiq-launch.py"
+#: Where a bundle keeps DejaVu Sans (copied from the build machine, with its licence), for
+#: the searchable PDF's text layer outside Latin-1; the launcher points RYTHMIQ_PDF_FONT at it.
+FONT = "fonts/DejaVuSans.ttf"
+_FONT_LICENCES = (
+    "/usr/share/doc/fonts-dejavu-core/copyright",
+    "/usr/share/licenses/dejavu-sans-fonts/LICENSE",
+)
 FORMAT = "rythmiq-bundle"
 FORMAT_VERSION = 1
 SITE = "site-packages"
@@ -348,6 +355,23 @@ def _drop_build_records(site: Path) -> None:
             )
 
 
+def _copy_font(root: Path) -> None:
+    """Copy the build machine's DejaVu Sans (and its licence) into the bundle, if it has one."""
+    from rythmiq.export import _font_path
+
+    found = _font_path()
+    if found is None or Path(found).name != "DejaVuSans.ttf":
+        log.info("no DejaVu Sans on this machine: the bundle carries no font")
+        return
+    target = root / FONT
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(found, target)
+    for licence in _FONT_LICENCES:
+        if os.path.isfile(licence):
+            shutil.copyfile(licence, target.with_name("DejaVuSans.LICENSE"))
+            break
+
+
 def _bytecode_python(python: str) -> str | None:
     """An interpreter of the target's version to compile the bytecode with."""
     if f"{sys.version_info[0]}.{sys.version_info[1]}" == python:
@@ -412,6 +436,7 @@ def _manifest(
     prune: bool,
 ) -> dict[str, Any]:
     files: dict[str, list[Any]] = {}
+    font = FONT if (root / FONT).is_file() else None
     for rel, path in _walk(root):
         files[rel] = [path.stat().st_size, _sha256(path)]
     site = root / SITE
@@ -443,6 +468,7 @@ def _manifest(
         "pruned": list(PRUNED) if prune else [],
         "distributions": distributions,
         "models": models,
+        "font": font,
         "files": files,
     }
 
@@ -527,6 +553,7 @@ def build_bundle(
     constraints: str | os.PathLike[str] | None = None,
     bytecode: bool = True,
     prune: bool = True,
+    font: bool = True,
 ) -> Bundle:
     """Build a runtime bundle and its launcher in ``out_dir``.
 
@@ -546,6 +573,8 @@ def build_bundle(
         bytecode: Compile ``.pyc`` files ahead of time. Needs an interpreter of the target
             version (this one, or ``python3.X`` on ``PATH``).
         prune: Leave out :data:`PRUNED`.
+        font: Copy this machine's DejaVu Sans (with its licence file) into the bundle, so
+            that searchable PDFs keep non-Latin-1 text on a job machine without fonts.
 
     Returns:
         The :class:`Bundle`.
@@ -607,6 +636,8 @@ def build_bundle(
             if _excluded(rel, prune):
                 path.unlink()
         _drop_build_records(site)
+        if font:
+            _copy_font(root)
         for dirpath, _dirnames, _files in sorted(os.walk(site), reverse=True):
             with contextlib.suppress(OSError):
                 os.rmdir(dirpath)  # only empties go

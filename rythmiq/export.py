@@ -295,6 +295,11 @@ def _jpeg_size(data: bytes, index: int) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=1)
 def _font_path() -> str | None:
+    # A runtime bundle carries its own copy (the launcher sets the variable): Camber's base
+    # image may have no fonts at all.
+    given = os.environ.get("RYTHMIQ_PDF_FONT")
+    if given and os.path.isfile(given):
+        return given
     for pattern in FONT_GLOBS:
         for path in sorted(glob.glob(pattern, recursive=True)):
             if os.path.isfile(path):

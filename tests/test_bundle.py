@@ -34,6 +34,7 @@ from rythmiq.bundle import (
     build_bundle,
     launcher_source,
 )
+from rythmiq.export import _font_path
 from rythmiq.keyring import Keyring
 from tests.conftest import render_page
 
@@ -46,6 +47,7 @@ print(json.dumps({
     "no_site": sys.flags.no_site,
     "site_packages": [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))],
     "pythonpath": os.environ.get("PYTHONPATH"),
+    "pdf_font": os.environ.get("RYTHMIQ_PDF_FONT"),
     "cwd": os.getcwd(),
 }))
 """
@@ -70,6 +72,8 @@ def make_tree(root: Path) -> Path:
     (pkg / "__init__.py").write_bytes(b"")
     (pkg / "__main__.py").write_bytes(FAKE_MAIN)
     (pkg / "data.bin").write_bytes(bytes(range(256)) * 64)
+    (root / "fonts").mkdir()
+    (root / "fonts" / "DejaVuSans.ttf").write_bytes(b"not really a font")
     return root
 
 
@@ -184,6 +188,7 @@ def test_small_bundle_runs_from_tmpdir_and_is_reused(tmp_path):
     assert info["site_packages"] == [str(unpacked.parents[1])]
     assert info["pythonpath"] == str(unpacked.parents[1])
     assert info["cwd"] == str(job)
+    assert info["pdf_font"] == str(unpacked.parents[2] / "fonts" / "DejaVuSans.ttf")
     assert "unpacked" in first.stderr
     # Nothing was written next to the bundle (on Camber: the stash folder).
     assert sorted(p.name for p in job.iterdir()) == [*before, LAUNCHER_NAME]
@@ -479,6 +484,8 @@ def test_default_bundle_contents(real_bundle, tmp_path):
     for dist in ("rythmiq", "rapidocr", "openvino", "numpy", "opencv-python-headless"):
         assert dist in m["distributions"], dist
     assert "paddlepaddle" not in m["distributions"]
+    if _font_path() is not None and _font_path().endswith("DejaVuSans.ttf"):
+        assert m["font"] == "fonts/DejaVuSans.ttf" and m["font"] in m["files"]
     assert any(p.endswith("PP-OCRv6_det_small.onnx") for p in m["models"])
     assert any(p.endswith("PP-OCRv6_rec_small.onnx") for p in m["models"])
     files = m["files"]
@@ -649,3 +656,17 @@ def test_cli_bundle_prints_the_upload_and_job_lines(tmp_path):
         f'camber job create --engine base --cmd "python3 -s {LAUNCHER_NAME} {archive.name} '
         'worker --payload payload.json" --path stash://alice/ocr/ --size xxsmall'
     ) in out
+
+
+def test_pdf_font_from_the_environment(tmp_path, monkeypatch):
+    font = tmp_path / "DejaVuSans.ttf"
+    font.write_bytes(b"x")
+    _font_path.cache_clear()
+    try:
+        monkeypatch.setenv("RYTHMIQ_PDF_FONT", str(font))
+        assert _font_path() == str(font)
+        _font_path.cache_clear()
+        monkeypatch.setenv("RYTHMIQ_PDF_FONT", str(tmp_path / "missing.ttf"))
+        assert _font_path() != str(tmp_path / "missing.ttf")  # the usual folders instead
+    finally:
+        _font_path.cache_clear()
