@@ -26,6 +26,7 @@ errors, and the message on stderr): ``bundle.not_found``, ``bundle.corrupt``,
 ``bundle.unpack_failed``.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import gzip
@@ -484,8 +485,13 @@ def prepare(path, decompressor="auto", hashes=False):
     except OSError:
         pass
     os.makedirs(root, exist_ok=True)
-    if os.path.isdir(final):  # an unpack that never finished: start again
-        shutil.rmtree(final, ignore_errors=True)
+    if os.path.isdir(final):
+        # Files went missing since (a /tmp cleaner): move it aside in one step, so that no
+        # other job sees it half deleted, then unpack afresh.
+        stale = "%s.stale-%d" % (final, os.getpid())
+        with contextlib.suppress(OSError):
+            os.rename(final, stale)
+        shutil.rmtree(stale, ignore_errors=True)
     work = "%s.tmp-%d-%d" % (final, os.getpid(), int(time.time() * 1000))
     try:
         unpack(path, manifest, work, decompressor, hashes)
