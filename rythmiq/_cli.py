@@ -21,7 +21,15 @@ import click
 from rythmiq import __version__
 from rythmiq._errors import ExitCode, InputError, OptionsError, RythmiqError, StorageError
 from rythmiq._logging import setup_logging
-from rythmiq._registry import DEFAULT_ENGINE, ENGINES, RUNTIMES
+from rythmiq._registry import (
+    BUNDLE_COMPRESSIONS,
+    BUNDLE_INSTALLERS,
+    DEFAULT_BUNDLE_PLATFORM,
+    DEFAULT_BUNDLE_PYTHON,
+    DEFAULT_ENGINE,
+    ENGINES,
+    RUNTIMES,
+)
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:
@@ -538,21 +546,6 @@ def payload_group() -> None:
     """Work with worker payloads."""
 
 
-def _read_limited(source: str, limit: int) -> bytes:
-    """A payload file's bytes (``-``: stdin), at most ``limit + 1`` of them."""
-    from rythmiq._errors import PayloadError
-
-    try:
-        if source == "-":
-            return sys.stdin.buffer.read(limit + 1)
-        with open(source, "rb") as fh:
-            return fh.read(limit + 1)
-    except OSError as exc:
-        raise PayloadError(
-            f"cannot read the payload {source}: {exc.strerror or exc}", code="payload.unreadable"
-        ) from None
-
-
 @payload_group.command("split", epilog=_EXIT_CODES)
 @click.argument("source", metavar="PAYLOAD")
 @click.option(
@@ -587,12 +580,17 @@ def payload_split(
     job id <job_id>-<i>of<N> and "resume": true. One line per job payload is printed: its
     path and number of documents.
     """
-    from rythmiq.payload import CAMBER_CONCURRENT_JOBS, MAX_SPLIT_BYTES, split_payload
+    from rythmiq.payload import (
+        CAMBER_CONCURRENT_JOBS,
+        MAX_SPLIT_BYTES,
+        read_payload_bytes,
+        split_payload,
+    )
     from rythmiq.storage import Store
 
     if shards is not None and per_job is not None:
         raise click.UsageError("give --shards or --per-job, not both")
-    parts = split_payload(_read_limited(source, MAX_SPLIT_BYTES), shards, per_job=per_job)
+    parts = split_payload(read_payload_bytes(source, MAX_SPLIT_BYTES), shards, per_job=per_job)
     targets = [(out_dir / f"{part['job_id']}.json", part) for part in parts]
     if not force:
         existing = [str(path) for path, _ in targets if os.path.lexists(path)]
@@ -796,23 +794,25 @@ def _error(code: str, message: str) -> None:
     help=f"Engine(s) the bundle runs; repeat for several (default: {DEFAULT_ENGINE}).",
 )
 @click.option("--extra", "extras", multiple=True, metavar="NAME", help="More package extras.")
-@click.option("--python", "python", default="3.11", show_default=True, help="Target Python.")
+@click.option(
+    "--python", "python", default=DEFAULT_BUNDLE_PYTHON, show_default=True, help="Target Python."
+)
 @click.option(
     "--platform",
-    default="manylinux_2_35_x86_64",
+    default=DEFAULT_BUNDLE_PLATFORM,
     show_default=True,
     help="Target platform tag (manylinux_2_35 is Ubuntu 22.04's glibc).",
 )
 @click.option(
     "--compression",
-    type=click.Choice(["auto", "zstd", "gzip"]),
+    type=click.Choice(BUNDLE_COMPRESSIONS),
     default="auto",
     show_default=True,
     help="auto: zstd when the zstd program is installed, else gzip.",
 )
 @click.option(
     "--installer",
-    type=click.Choice(["auto", "uv", "pip"]),
+    type=click.Choice(BUNDLE_INSTALLERS),
     default="auto",
     show_default=True,
     help="auto: uv when it is installed, else pip --target.",

@@ -52,6 +52,8 @@ MANIFEST = "manifest.json"
 FORMAT = "rythmiq-bundle"
 FORMAT_VERSIONS = (1,)
 SITE = "site-packages"
+# Where a bundle keeps DejaVu Sans, relative to its root (rythmiq.bundle copies it there).
+FONT = "fonts/DejaVuSans.ttf"
 COMPLETE = ".complete"
 _CHUNK = 1 << 20
 
@@ -587,7 +589,7 @@ def main(argv=None):
     env["PYTHONNOUSERSITE"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"  # the bundle's bytecode is compiled already
     env["RYTHMIQ_BUNDLE"] = folder
-    font = os.path.join(folder, "fonts", "DejaVuSans.ttf")
+    font = os.path.join(folder, *FONT.split("/"))
     if os.path.isfile(font):
         env.setdefault("RYTHMIQ_PDF_FONT", font)
     models = os.path.join(folder, "models")

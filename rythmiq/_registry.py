@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from rythmiq._errors import ModelError, OptionsError
 
@@ -123,3 +124,14 @@ def resolve_runtime(runtime: str = "auto") -> str:
         f"{RUNTIME_INSTALL['openvino']}",
         code="model.missing_dependency",
     )
+
+
+# Runtime bundles (rythmiq.bundle): the defaults are Camber's base engine, Python 3.11.7 on
+# Ubuntu 22.04 (glibc 2.35), x86-64. Here, not in rythmiq.bundle, so that the CLI's options
+# read them without importing the builder.
+DEFAULT_BUNDLE_PYTHON = "3.11"
+DEFAULT_BUNDLE_PLATFORM = "manylinux_2_35_x86_64"
+BundleCompression = Literal["auto", "zstd", "gzip"]
+BundleInstaller = Literal["auto", "uv", "pip"]
+BUNDLE_COMPRESSIONS: tuple[str, ...] = get_args(BundleCompression)
+BUNDLE_INSTALLERS: tuple[str, ...] = get_args(BundleInstaller)

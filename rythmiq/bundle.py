@@ -51,14 +51,26 @@ from dataclasses import dataclass, field
 from importlib import metadata, resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from rythmiq._errors import BundleError, OptionsError
-from rythmiq._registry import DEFAULT_ENGINE, ENGINES
+from rythmiq._launcher import FONT, FORMAT, FORMAT_VERSIONS, MANIFEST, SITE
+from rythmiq._registry import (
+    BUNDLE_COMPRESSIONS,
+    BUNDLE_INSTALLERS,
+    DEFAULT_BUNDLE_PLATFORM,
+    DEFAULT_BUNDLE_PYTHON,
+    DEFAULT_ENGINE,
+    ENGINES,
+    BundleCompression,
+    BundleInstaller,
+)
 
 __all__ = [
+    "COMPRESSIONS",
     "DEFAULT_PLATFORM",
     "DEFAULT_PYTHON",
+    "INSTALLERS",
     "LAUNCHER_NAME",
     "PRUNED",
     "Bundle",
@@ -69,21 +81,19 @@ __all__ = [
 log = logging.getLogger("rythmiq.bundle")
 
 #: Camber's base engine: Python 3.11.7 on Ubuntu 22.04 (glibc 2.35), x86-64.
-DEFAULT_PYTHON = "3.11"
-DEFAULT_PLATFORM = "manylinux_2_35_x86_64"
+DEFAULT_PYTHON = DEFAULT_BUNDLE_PYTHON
+DEFAULT_PLATFORM = DEFAULT_BUNDLE_PLATFORM
+COMPRESSIONS = BUNDLE_COMPRESSIONS
+INSTALLERS = BUNDLE_INSTALLERS
 LAUNCHER_NAME = "rythmiq-launch.py"
-#: Where a bundle keeps DejaVu Sans (copied from the build machine, with its licence), for
-#: the searchable PDF's text layer outside Latin-1; the launcher points RYTHMIQ_PDF_FONT at it.
-FONT = "fonts/DejaVuSans.ttf"
 _FONT_LICENCES = (
     "/usr/share/doc/fonts-dejavu-core/copyright",
     "/usr/share/licenses/dejavu-sans-fonts/LICENSE",
 )
-FORMAT = "rythmiq-bundle"
-FORMAT_VERSION = 1
-SITE = "site-packages"
-Compression = Literal["auto", "zstd", "gzip"]
-Installer = Literal["auto", "uv", "pip"]
+# The archive's layout is the launcher's: one definition, read by both sides. FONT is where
+# a bundle keeps DejaVu Sans (from the build machine, with its licence) for the searchable
+# PDF's text layer outside Latin-1; the launcher points RYTHMIQ_PDF_FONT at it.
+FORMAT_VERSION = FORMAT_VERSIONS[-1]
 
 #: Paths (under ``site-packages/``) left out of a bundle because a CPU batch job never loads
 #: them: console scripts written for the build machine's Python, and OpenVINO's GPU and NPU
@@ -246,7 +256,7 @@ def _uv() -> str | None:
 
 
 def _install_command(
-    installer: Installer,
+    installer: BundleInstaller,
     requirement: str,
     target: Path,
     *,
@@ -360,7 +370,7 @@ def _copy_font(root: Path) -> None:
     from rythmiq.export import _font_path
 
     found = _font_path()
-    if found is None or Path(found).name != "DejaVuSans.ttf":
+    if found is None or Path(found).name != Path(FONT).name:
         log.info("no DejaVu Sans on this machine: the bundle carries no font")
         return
     target = root / FONT
@@ -505,9 +515,7 @@ def _pack(root: Path, manifest_bytes: bytes, out: Path, compression: str) -> Non
         raw = gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=6, mtime=0)
     try:
         with tarfile.open(fileobj=raw, mode="w|", format=tarfile.GNU_FORMAT) as tar:
-            tar.addfile(
-                _tarinfo("manifest.json", size=len(manifest_bytes)), io.BytesIO(manifest_bytes)
-            )
+            tar.addfile(_tarinfo(MANIFEST, size=len(manifest_bytes)), io.BytesIO(manifest_bytes))
             dirs: set[str] = set()
             for rel, path in _walk(root):
                 parts = rel.split("/")
@@ -547,8 +555,8 @@ def build_bundle(
     extras: Sequence[str] = (),
     python: str = DEFAULT_PYTHON,
     platform: str = DEFAULT_PLATFORM,
-    compression: Compression = "auto",
-    installer: Installer = "auto",
+    compression: BundleCompression = "auto",
+    installer: BundleInstaller = "auto",
     wheel: str | os.PathLike[str] | None = None,
     constraints: str | os.PathLike[str] | None = None,
     bytecode: bool = True,
@@ -587,9 +595,9 @@ def build_bundle(
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
         raise OptionsError(f"unknown engine(s) {unknown}; choose from {sorted(ENGINES)}")
-    if compression not in ("auto", "zstd", "gzip"):
+    if compression not in COMPRESSIONS:
         raise OptionsError(f"compression must be auto, zstd or gzip, not {compression!r}")
-    if installer not in ("auto", "uv", "pip"):
+    if installer not in INSTALLERS:
         raise OptionsError(f"installer must be auto, uv or pip, not {installer!r}")
     bad_extra = [x for x in extras if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", x)]
     if bad_extra:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -33,6 +34,7 @@ __all__ = [
     "DocumentSpec",
     "Payload",
     "parse_payload",
+    "read_payload_bytes",
     "split_payload",
 ]
 
@@ -156,6 +158,27 @@ def _split_schema() -> dict[str, Any]:
     relaxed = copy.deepcopy(schema())
     del relaxed["properties"]["documents"]["maxItems"]
     return relaxed
+
+
+def read_payload_bytes(path: str | None, limit: int = MAX_PAYLOAD_BYTES) -> bytes:
+    """A payload file's bytes (``None`` or ``"-"``: stdin), at most ``limit + 1`` of them.
+
+    Reading one byte past ``limit`` lets the parser report ``payload.too_large`` without
+    reading an unbounded stream.
+
+    Raises:
+        PayloadError: ``payload.unreadable``.
+    """
+    try:
+        if path is None or path == "-":
+            return sys.stdin.buffer.read(limit + 1)
+        with open(path, "rb") as fh:
+            return fh.read(limit + 1)
+    except OSError as exc:
+        where = "from stdin" if path in (None, "-") else path
+        raise PayloadError(
+            f"cannot read the payload {where}: {exc.strerror or exc}", code="payload.unreadable"
+        ) from None
 
 
 def parse_payload(text: str | bytes) -> Payload:

@@ -425,21 +425,6 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Cancelled()
 
 
-def _read_payload(path: str | None) -> bytes:
-    from rythmiq._errors import PayloadError
-    from rythmiq.payload import MAX_PAYLOAD_BYTES
-
-    try:
-        if path is None or path == "-":
-            return sys.stdin.buffer.read(MAX_PAYLOAD_BYTES + 1)
-        with open(path, "rb") as fh:
-            return fh.read(MAX_PAYLOAD_BYTES + 1)
-    except OSError as exc:
-        raise PayloadError(
-            f"cannot read the payload: {exc.strerror or exc}", code="payload.unreadable"
-        ) from None
-
-
 def main(
     payload_path: str | None = None, *, debug: bool | None = None, resume: bool = False
 ) -> int:
@@ -458,7 +443,9 @@ def main(
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         try:
-            text = _read_payload(payload_path)
+            from rythmiq.payload import read_payload_bytes
+
+            text = read_payload_bytes(payload_path)
         except RythmiqError as exc:
             code, job = int(exc.exit_code), {"status": "error", "error": _error(exc)}
         else:
