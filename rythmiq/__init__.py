@@ -28,16 +28,7 @@ from rythmiq._errors import (
 if TYPE_CHECKING:
     from rythmiq._document import LoadedDocument, LoadedPage, load_document
     from rythmiq._loading import LoadedImage, load_image
-    from rythmiq._process import (
-        NormalizedImage,
-        PageResult,
-        Preview,
-        ProcessOptions,
-        ProcessResult,
-        StageTiming,
-        Timings,
-        process,
-    )
+    from rythmiq._process import ProcessOptions, process
     from rythmiq.batch import BatchProgress, BatchResult, process_many
     from rythmiq.crypto import EncryptionContext
     from rythmiq.keyring import Keyring, load_keyring
@@ -53,6 +44,14 @@ if TYPE_CHECKING:
         default_engine,
     )
     from rythmiq.quality import QualityReport, score_quality
+    from rythmiq.results import (
+        NormalizedImage,
+        PageResult,
+        Preview,
+        ProcessResult,
+        StageTiming,
+        Timings,
+    )
     from rythmiq.storage import Artifact, Store
 
 # Public names that live in modules needing numpy: imported on first access, so that
@@ -66,13 +65,13 @@ _LAZY = {
     "LoadedDocument": "rythmiq._document",
     "LoadedPage": "rythmiq._document",
     "load_document": "rythmiq._document",
-    "NormalizedImage": "rythmiq._process",
-    "PageResult": "rythmiq._process",
-    "Preview": "rythmiq._process",
+    "NormalizedImage": "rythmiq.results",
+    "PageResult": "rythmiq.results",
+    "Preview": "rythmiq.results",
     "ProcessOptions": "rythmiq._process",
-    "ProcessResult": "rythmiq._process",
-    "StageTiming": "rythmiq._process",
-    "Timings": "rythmiq._process",
+    "ProcessResult": "rythmiq.results",
+    "StageTiming": "rythmiq.results",
+    "Timings": "rythmiq.results",
     "process": "rythmiq._process",
     "EngineConfig": "rythmiq.ocr",
     "OcrEngine": "rythmiq.ocr",

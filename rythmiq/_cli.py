@@ -30,11 +30,13 @@ from rythmiq._registry import (
     ENGINES,
     RUNTIMES,
 )
+from rythmiq._util import format_bytes
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:
-    from rythmiq._process import PageResult, ProcessOptions, ProcessResult
+    from rythmiq._process import ProcessOptions
     from rythmiq.keyring import Keyring
+    from rythmiq.results import PageResult, ProcessResult
     from rythmiq.storage import Store
 
 log = logging.getLogger("rythmiq.cli")
@@ -893,8 +895,6 @@ def bundle(
             )
         )
         return int(ExitCode.OK)
-    from rythmiq._html import format_bytes
-
     click.echo(
         f"built {built.path} ({format_bytes(built.size)}, {built.files} files, "
         f"{format_bytes(built.unpacked_size)} unpacked)"

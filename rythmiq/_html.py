@@ -14,12 +14,14 @@ import math
 from html import escape
 from typing import TYPE_CHECKING
 
+from rythmiq._util import format_bytes
+
 if TYPE_CHECKING:
-    from rythmiq._process import ProcessResult, Timings
     from rythmiq.ocr import OcrResult
     from rythmiq.quality import QualityReport
+    from rythmiq.results import ProcessResult, Timings
 
-__all__ = ["format_bytes", "ocr_result_html", "process_result_html", "quality_report_html"]
+__all__ = ["ocr_result_html", "process_result_html", "quality_report_html"]
 
 THUMBNAIL_SIZE = 480
 # JPEG qualities tried in turn until the thumbnail fits THUMBNAIL_BUDGET bytes; a 480 px text
@@ -121,15 +123,6 @@ def _log_fraction(variance: float) -> float:
     if not math.isfinite(variance) or variance <= 0:
         return 0.0
     return math.log10(1.0 + variance) / math.log10(1.0 + _VARIANCE_SCALE)
-
-
-def format_bytes(n: int) -> str:
-    """A byte count for people: ``"812 B"``, ``"412 KiB"``, ``"3.1 MiB"``."""
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 * 1024:
-        return f"{n / 1024:.0f} KiB"
-    return f"{n / (1024 * 1024):.1f} MiB"
 
 
 def _clip(text: str, limit: int = _MAX_CELL_CHARS) -> str:

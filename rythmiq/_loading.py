@@ -70,8 +70,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq._util import check_image
 from rythmiq.normalize import apply_orientation
-from rythmiq.quality import check_image
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",

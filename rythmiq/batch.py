@@ -44,10 +44,11 @@ if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
 
     from rythmiq._loading import Source
-    from rythmiq._process import ProcessOptions, ProcessResult
+    from rythmiq._process import ProcessOptions
     from rythmiq.keyring import Keyring
     from rythmiq.layout import Ids
     from rythmiq.ocr import OcrEngine
+    from rythmiq.results import ProcessResult
     from rythmiq.storage import Store
 
     IdsSpec = Sequence[Ids] | Callable[[int, Source], Ids] | None

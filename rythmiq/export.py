@@ -24,9 +24,9 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq.results import ProcessResult
 
 if TYPE_CHECKING:
-    from rythmiq._process import ProcessResult
     from rythmiq.ocr import OcrLine, OcrResult
 
 __all__ = ["result_to_hocr", "result_to_pdf", "to_hocr", "to_searchable_pdf", "to_text"]
@@ -246,8 +246,6 @@ def result_to_hocr(result: ProcessResult, *, title: str = "rythmiq OCR") -> str:
 
 
 def _check_process_result(result: object) -> None:
-    from rythmiq._process import ProcessResult
-
     if not isinstance(result, ProcessResult):
         raise OptionsError(f"result must be a ProcessResult, got {type(result).__name__}")
 

@@ -58,7 +58,7 @@ from rythmiq._registry import (
     resolve_runtime,
 )
 from rythmiq._system import usable_cpus
-from rythmiq.quality import check_image
+from rythmiq._util import check_image
 
 __all__ = [
     "BUNDLED_MODELS_ENV",
@@ -182,7 +182,7 @@ class OcrResult:
 
     def _repr_html_(self) -> str:
         """Rich display in Jupyter: a table of the lines, confidences coloured as in viz."""
-        from rythmiq._html import ocr_result_html
+        from rythmiq._html import ocr_result_html  # upward, lazy: notebook display only
 
         return ocr_result_html(self)
 

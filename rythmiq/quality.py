@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq._util import check_image
 
 __all__ = [
     "BLACK_POINT_GATE",
@@ -100,27 +101,6 @@ def to_gray(image: NDArray[Any]) -> NDArray[np.uint8]:
 
     code = cv2.COLOR_RGB2GRAY if image.shape[2] == 3 else cv2.COLOR_RGBA2GRAY
     return np.asarray(cv2.cvtColor(np.ascontiguousarray(image), code), dtype=np.uint8)
-
-
-def check_image(image: object, name: str = "image") -> None:
-    """Raise :class:`InputError` unless ``image`` is a non-empty 2-D/3-D ``uint8`` image array."""
-    if not isinstance(image, np.ndarray):
-        raise InputError(
-            f"{name} must be a numpy array, got {type(image).__name__}",
-            code="input.invalid_array",
-        )
-    if image.dtype != np.uint8:
-        raise InputError(
-            f"{name} must have dtype uint8 (0-255), got {image.dtype}; scale it first",
-            code="input.invalid_array",
-        )
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise InputError(
-            f"{name} must be (H, W) grayscale or (H, W, 3) RGB, got shape {image.shape}",
-            code="input.invalid_array",
-        )
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise InputError(f"{name} is empty (shape {image.shape})", code="input.empty")
 
 
 def analysis_image(
@@ -381,7 +361,7 @@ class QualityReport:
 
     def _repr_html_(self) -> str:
         """Rich display in Jupyter: score against threshold, a bar per metric, reasons."""
-        from rythmiq._html import quality_report_html
+        from rythmiq._html import quality_report_html  # upward, lazy: notebook display only
 
         return quality_report_html(self)
 

@@ -40,8 +40,8 @@ from rythmiq._errors import OptionsError, StorageError
 from rythmiq.layout import ArtifactKind, Ids, artifact_key, validate_input_key
 
 if TYPE_CHECKING:
-    from rythmiq._process import ProcessResult
     from rythmiq.keyring import Keyring
+    from rythmiq.results import ProcessResult
 
 __all__ = [
     "SECRET_ENV_VARS",

@@ -8,12 +8,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq.ocr import OcrResult
+from rythmiq.results import ProcessResult
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from rythmiq._process import ProcessResult
-    from rythmiq.ocr import OcrResult
 
 __all__ = [
     "COLOR_HIGH",
@@ -96,9 +95,6 @@ def draw_ocr(
             image.
     """
     from PIL import Image
-
-    from rythmiq._process import ProcessResult
-    from rythmiq.ocr import OcrResult
 
     if max_size is not None and (
         isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < _MIN_MAX_SIZE
