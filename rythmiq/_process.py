@@ -26,7 +26,7 @@ from rythmiq._document import (
 from rythmiq._errors import OptionsError
 from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, Source
 from rythmiq._registry import DEFAULT_ENGINE
-from rythmiq.layout import MAX_PAGE_NUMBER, Ids, master_extension
+from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS, Ids, master_extension
 from rythmiq.normalize import (
     PAGE_SIZES,
     DpiInfo,
@@ -74,9 +74,6 @@ __all__ = [
 ]
 
 QualityPolicy = Literal["continue", "skip_ocr"]
-# Document outputs a store can receive besides the images: the plain-text sidecar
-# (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
-OUTPUT_FORMATS = ("txt", "hocr", "pdf")
 # Skew below this many degrees is measured and recorded but not corrected: PP-OCRv5 reads
 # lines that little off level just as well, and resampling blurs small print (levelling a
 # measured 0.3 degrees cost two dev receipts 0.04 word-F1; benchmarks/bench_orientation.py).
@@ -451,7 +448,7 @@ def process(
     )
     if store is None:
         return result
-    from rythmiq.storage import store_artifacts
+    from rythmiq.persist import store_artifacts
 
     assert ids is not None and keyring is not None  # checked above
     if document.encoded:

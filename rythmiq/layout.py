@@ -36,6 +36,7 @@ from rythmiq._errors import StorageError
 __all__ = [
     "ARTIFACT_KINDS",
     "ID_PATTERN",
+    "OUTPUT_FORMATS",
     "ArtifactKind",
     "Ids",
     "artifact_key",
@@ -63,6 +64,9 @@ ARTIFACT_KINDS: tuple[ArtifactKind, ...] = (
     "result",
 )
 MAX_PAGE_NUMBER = 9999
+# Document outputs a store can receive besides the images: the plain-text sidecar
+# (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
+OUTPUT_FORMATS = ("txt", "hocr", "pdf")
 
 
 def _invalid(what: str, value: str, why: str) -> StorageError:

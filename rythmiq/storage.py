@@ -23,25 +23,22 @@ several S3-compatible stores reject) and signatures to SigV4.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 import logging
 import os
 import posixpath
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from rythmiq._errors import OptionsError, StorageError
-from rythmiq.layout import ArtifactKind, Ids, artifact_key, validate_input_key
+from rythmiq.layout import validate_input_key
 
 if TYPE_CHECKING:
-    from rythmiq.keyring import Keyring
-    from rythmiq.results import ProcessResult
+    pass
 
 __all__ = [
     "SECRET_ENV_VARS",
@@ -50,7 +47,6 @@ __all__ = [
     "read_url",
     "redact",
     "s3_storage_options",
-    "store_artifacts",
 ]
 
 log = logging.getLogger("rythmiq.storage")
@@ -447,138 +443,11 @@ def read_url(
     return data
 
 
-def store_artifacts(
-    result: ProcessResult,
-    store: Store,
-    ids: Ids,
-    *,
-    master: bytes,
-    master_ext: str,
-    keyring: Keyring,
-    on_written: Callable[[Artifact], None] | None = None,
-    per_document: bool = False,
-    marker: bool = True,
-    outputs: Sequence[str] = ("txt",),
-    options_sha256: str | None = None,
-) -> tuple[Artifact, ...]:
-    """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
+def __getattr__(name: str) -> Any:
+    # store_artifacts moved to rythmiq.persist, which builds on this module; the old public
+    # name still resolves, on first use.
+    if name == "store_artifacts":
+        from rythmiq.persist import store_artifacts  # upward, lazy: the name's old home
 
-    Order: encrypted master, normalized JPEG and preview (one pair per page under
-    ``pages/NNNN/`` for a multi-page document), the ``outputs`` asked for (``"txt"``: the
-    OCR text, when OCR ran on some page; ``"hocr"``; ``"pdf"``: a searchable PDF), then
-    ``result.json``: the result with ids, ``"status": "ok"``, the list of the other
-    artifacts and ``options_sha256``, which a resumed worker job compares with its own
-    options before it skips the document.
-
-    On any failure, every object this call wrote is deleted again before the error is
-    raised. If the store is unreachable even for that, what is left is only at this
-    document's deterministic keys (never a ``result.json``), and a re-run overwrites exactly
-    those keys: a reader must treat a job without ``result.json`` as not done.
-
-    Args:
-        result: The :class:`~rythmiq.ProcessResult` to store.
-        store: Where to write.
-        ids: The user, job and document ids that place the artifacts.
-        master: The original input bytes, encrypted as the master.
-        master_ext: Extension of the original file (``"jpg"``, ``"png"``...).
-        keyring: Keyring whose primary key wraps the master's data key.
-        on_written: Called after each artifact is written (progress, logging, tests).
-        per_document: Use the per-document output folder (see :func:`artifact_key`).
-        marker: Write ``result.json``. A single-document worker job leaves it to the job
-            result, which takes the same key.
-        outputs: Document outputs to write, from ``("txt", "hocr", "pdf")``.
-        options_sha256: :meth:`~rythmiq.ProcessOptions.fingerprint` of the options the
-            result was made with, recorded in ``result.json`` (``null`` when not given: such
-            a document is never skipped by a resumed job).
-
-    Returns:
-        The artifacts, ``result.json`` last.
-
-    Raises:
-        StorageError: A write failed (the message never contains credentials).
-        CryptoError: The master could not be encrypted.
-    """
-    from rythmiq.crypto import EncryptionContext, encrypt
-
-    plan: list[tuple[ArtifactKind, str, Callable[[], bytes]]] = []
-    master_key = artifact_key("master", ids, ext=master_ext)
-    context = EncryptionContext(ids.user_id, ids.document_id, master_key)
-    plan.append(("master", master_key, lambda: encrypt(master, keyring, context)))
-    multi = len(result.pages) > 1
-    for page in result.pages:
-        number = page.index + 1 if multi else None
-        images: tuple[tuple[ArtifactKind, bytes], ...] = (
-            ("normalized", page.image.data),
-            ("preview", page.preview.data),
-        )
-        for kind, data in images:
-            key = artifact_key(kind, ids, per_document=per_document, page=number)
-            plan.append((kind, key, functools.partial(bytes, data)))
-    unknown = set(outputs) - {"txt", "hocr", "pdf"}
-    if unknown:
-        raise OptionsError(f"unknown output(s) {sorted(unknown)}; choose from txt, hocr, pdf")
-    text = result.text
-    if "txt" in outputs and text is not None:
-        plan.append(
-            (
-                "text",
-                artifact_key("text", ids, per_document=per_document),
-                lambda: text.encode("utf-8"),
-            )
-        )
-    if "hocr" in outputs:
-        from rythmiq.export import result_to_hocr
-
-        plan.append(
-            (
-                "hocr",
-                artifact_key("hocr", ids, per_document=per_document),
-                lambda: result_to_hocr(result).encode("utf-8"),
-            )
-        )
-    if "pdf" in outputs:
-        from rythmiq.export import result_to_pdf
-
-        plan.append(
-            (
-                "pdf",
-                artifact_key("pdf", ids, per_document=per_document),
-                lambda: result_to_pdf(result),
-            )
-        )
-    written: list[Artifact] = []
-    try:
-        for kind, key, payload in plan:
-            artifact = store.write(key, payload(), kind=kind)
-            written.append(artifact)
-            log.debug("wrote %s (%d bytes)", artifact.url, artifact.size)
-            if on_written is not None:
-                on_written(artifact)
-        if marker:
-            # The stored result always names the ids it was stored under, even when the
-            # caller's result did not carry them yet.
-            document = {
-                "status": "ok",
-                **replace(result, ids=ids).to_dict(),
-                "artifacts": [a.to_dict() for a in written],
-                "options_sha256": options_sha256,
-            }
-            body = json.dumps(document, indent=2).encode("utf-8")
-            done = store.write(
-                artifact_key("result", ids, per_document=per_document), body, kind="result"
-            )
-            written.append(done)
-            if on_written is not None:
-                on_written(done)
-    except BaseException:
-        _rollback(store, written)
-        raise
-    return tuple(written)
-
-
-def _rollback(store: Store, written: list[Artifact]) -> None:
-    for artifact in reversed(written):
-        try:
-            store.delete(artifact.key)
-        except StorageError as exc:
-            log.warning("could not remove %s after a failure: %s", artifact.url, exc.message)
+        return store_artifacts
+    raise AttributeError(f"module 'rythmiq.storage' has no attribute {name!r}")

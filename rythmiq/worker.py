@@ -258,7 +258,8 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
     from rythmiq.keyring import load_keyring
     from rythmiq.layout import artifact_key, master_extension
     from rythmiq.payload import parse_payload
-    from rythmiq.storage import Store, store_artifacts
+    from rythmiq.persist import store_artifacts
+    from rythmiq.storage import Store
 
     job: dict[str, Any] = {"version": 1, "status": "error"}
     try:

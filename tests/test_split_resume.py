@@ -29,7 +29,8 @@ from rythmiq.payload import (
     parse_payload,
     split_payload,
 )
-from rythmiq.storage import Store, store_artifacts
+from rythmiq.persist import store_artifacts
+from rythmiq.storage import Store
 from rythmiq.worker import run_job
 
 

@@ -257,7 +257,7 @@ def test_traversal_corpus_touches_nothing(tmp_path, s3_env):
 
 
 def test_store_artifacts_records_the_ids_even_when_the_result_lacks_them(tmp_path, keyring):
-    from rythmiq.storage import store_artifacts
+    from rythmiq.persist import store_artifacts
 
     result = process(
         render_page(width=400, height=500, font_size=20, margin=20), engine=ScriptedEngine()
@@ -374,3 +374,12 @@ def test_read_url_refuses_an_object_over_the_byte_limit_before_downloading(s3_en
     with pytest.raises(InputError) as info:
         process(url, options=ProcessOptions(max_input_bytes=1024))
     assert info.value.code == "input.too_large"
+
+
+def test_store_artifacts_keeps_its_old_public_name():
+    import rythmiq.persist
+    import rythmiq.storage
+
+    assert rythmiq.storage.store_artifacts is rythmiq.persist.store_artifacts
+    with pytest.raises(AttributeError, match="no_such_name"):
+        rythmiq.storage.no_such_name  # noqa: B018

@@ -1,0 +1,189 @@
+"""The store stage: one processed document's artifacts written, all or nothing.
+
+:func:`store_artifacts` is the one place that turns a :class:`~rythmiq.ProcessResult` into
+stored objects; ``process(store=...)``, the CLI's ``--out`` and the batch worker all call it.
+It builds on :mod:`rythmiq.storage` (the stores), :mod:`rythmiq.layout` (the keys),
+:mod:`rythmiq.crypto` (the master) and :mod:`rythmiq.export` (text, hOCR, PDF).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from rythmiq._errors import OptionsError, StorageError
+from rythmiq.crypto import EncryptionContext, encrypt
+from rythmiq.export import result_to_hocr, result_to_pdf
+from rythmiq.layout import OUTPUT_FORMATS, ArtifactKind, Ids, artifact_key
+from rythmiq.results import ProcessResult
+from rythmiq.storage import Artifact, Store
+
+if TYPE_CHECKING:
+    from rythmiq.keyring import Keyring
+
+__all__ = ["Transaction", "store_artifacts"]
+
+log = logging.getLogger("rythmiq.storage")
+
+
+class Transaction:
+    """Writes to a store that are undone together: on any exception inside the ``with``
+    block (Ctrl-C and cancellation included), every object written through it is deleted
+    again, newest first, before the exception goes on. A delete that fails is logged and the
+    others still run; what is left then is only at the keys this transaction wrote.
+    """
+
+    def __init__(self, store: Store, on_written: Callable[[Artifact], None] | None = None):
+        self.store = store
+        self.written: list[Artifact] = []
+        self._on_written = on_written
+
+    def write(self, key: str, data: bytes, *, kind: ArtifactKind) -> Artifact:
+        artifact = self.store.write(key, data, kind=kind)
+        self.written.append(artifact)
+        log.debug("wrote %s (%d bytes)", artifact.url, artifact.size)
+        if self._on_written is not None:
+            self._on_written(artifact)
+        return artifact
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            return
+        for artifact in reversed(self.written):
+            try:
+                self.store.delete(artifact.key)
+            except StorageError as error:
+                log.warning("could not remove %s after a failure: %s", artifact.url, error.message)
+
+
+def _plan(
+    result: ProcessResult,
+    ids: Ids,
+    *,
+    master: bytes,
+    master_ext: str,
+    keyring: Keyring,
+    per_document: bool,
+    outputs: Sequence[str],
+) -> list[tuple[ArtifactKind, str, Callable[[], bytes]]]:
+    """``(kind, key, make the bytes)`` of every artifact but ``result.json``, in write order."""
+    unknown = set(outputs) - set(OUTPUT_FORMATS)
+    if unknown:
+        raise OptionsError(f"unknown output(s) {sorted(unknown)}; choose from txt, hocr, pdf")
+    master_key = artifact_key("master", ids, ext=master_ext)
+    context = EncryptionContext(ids.user_id, ids.document_id, master_key)
+    plan: list[tuple[ArtifactKind, str, Callable[[], bytes]]] = [
+        ("master", master_key, lambda: encrypt(master, keyring, context))
+    ]
+    multi = len(result.pages) > 1
+    for page in result.pages:
+        number = page.index + 1 if multi else None
+        images: tuple[tuple[ArtifactKind, bytes], ...] = (
+            ("normalized", page.image.data),
+            ("preview", page.preview.data),
+        )
+        for kind, data in images:
+            key = artifact_key(kind, ids, per_document=per_document, page=number)
+            plan.append((kind, key, functools.partial(bytes, data)))
+    text = result.text
+    makers: dict[ArtifactKind, Callable[[], bytes]] = {}
+    if "txt" in outputs and text is not None:
+        makers["text"] = lambda: text.encode("utf-8")
+    if "hocr" in outputs:
+        makers["hocr"] = lambda: result_to_hocr(result).encode("utf-8")
+    if "pdf" in outputs:
+        makers["pdf"] = lambda: result_to_pdf(result)
+    for kind, make in makers.items():
+        plan.append((kind, artifact_key(kind, ids, per_document=per_document), make))
+    return plan
+
+
+def store_artifacts(
+    result: ProcessResult,
+    store: Store,
+    ids: Ids,
+    *,
+    master: bytes,
+    master_ext: str,
+    keyring: Keyring,
+    on_written: Callable[[Artifact], None] | None = None,
+    per_document: bool = False,
+    marker: bool = True,
+    outputs: Sequence[str] = ("txt",),
+    options_sha256: str | None = None,
+) -> tuple[Artifact, ...]:
+    """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
+
+    Order: encrypted master, normalized JPEG and preview (one pair per page under
+    ``pages/NNNN/`` for a multi-page document), the ``outputs`` asked for (``"txt"``: the
+    OCR text, when OCR ran on some page; ``"hocr"``; ``"pdf"``: a searchable PDF), then
+    ``result.json``: the result with ids, ``"status": "ok"``, the list of the other
+    artifacts and ``options_sha256``, which a resumed worker job compares with its own
+    options before it skips the document.
+
+    On any failure, every object this call wrote is deleted again before the error is
+    raised. If the store is unreachable even for that, what is left is only at this
+    document's deterministic keys (never a ``result.json``), and a re-run overwrites exactly
+    those keys: a reader must treat a job without ``result.json`` as not done.
+
+    Args:
+        result: The :class:`~rythmiq.ProcessResult` to store.
+        store: Where to write.
+        ids: The user, job and document ids that place the artifacts.
+        master: The original input bytes, encrypted as the master.
+        master_ext: Extension of the original file (``"jpg"``, ``"png"``...).
+        keyring: Keyring whose primary key wraps the master's data key.
+        on_written: Called after each artifact is written (progress, logging, tests).
+        per_document: Use the per-document output folder (see :func:`artifact_key`).
+        marker: Write ``result.json``. A single-document worker job leaves it to the job
+            result, which takes the same key.
+        outputs: Document outputs to write, from ``("txt", "hocr", "pdf")``.
+        options_sha256: :meth:`~rythmiq.ProcessOptions.fingerprint` of the options the
+            result was made with, recorded in ``result.json`` (``null`` when not given: such
+            a document is never skipped by a resumed job).
+
+    Returns:
+        The artifacts, ``result.json`` last.
+
+    Raises:
+        StorageError: A write failed (the message never contains credentials).
+        CryptoError: The master could not be encrypted.
+    """
+    plan = _plan(
+        result,
+        ids,
+        master=master,
+        master_ext=master_ext,
+        keyring=keyring,
+        per_document=per_document,
+        outputs=outputs,
+    )
+    with Transaction(store, on_written) as done:
+        for kind, key, make in plan:
+            done.write(key, make(), kind=kind)
+        if marker:
+            # The stored result always names the ids it was stored under, even when the
+            # caller's result did not carry them yet.
+            document = {
+                "status": "ok",
+                **replace(result, ids=ids).to_dict(),
+                "artifacts": [a.to_dict() for a in done.written],
+                "options_sha256": options_sha256,
+            }
+            body = json.dumps(document, indent=2).encode("utf-8")
+            key = artifact_key("result", ids, per_document=per_document)
+            done.write(key, body, kind="result")
+    return tuple(done.written)
