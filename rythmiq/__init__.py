@@ -24,6 +24,7 @@ from rythmiq._errors import (
     RythmiqError,
     StorageError,
 )
+from rythmiq._version import __version__
 
 if TYPE_CHECKING:
     from rythmiq._document import LoadedDocument, LoadedPage, load_document
@@ -106,8 +107,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Artifact",

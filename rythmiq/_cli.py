@@ -18,7 +18,6 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from rythmiq import __version__
 from rythmiq._errors import ExitCode, InputError, OptionsError, RythmiqError, StorageError
 from rythmiq._logging import setup_logging
 from rythmiq._registry import (
@@ -31,6 +30,7 @@ from rythmiq._registry import (
     RUNTIMES,
 )
 from rythmiq._util import format_bytes
+from rythmiq._version import __version__
 from rythmiq.storage import redact
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq._version import __version__
 from rythmiq.results import ProcessResult
 
 if TYPE_CHECKING:
@@ -80,7 +81,6 @@ def to_hocr(
     Raises:
         OptionsError: ``pages`` is empty or not of the types above.
     """
-    from rythmiq import __version__
     from rythmiq.ocr import OcrResult
 
     if not isinstance(title, str):

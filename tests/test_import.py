@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 import rythmiq
 
@@ -29,3 +32,17 @@ def test_public_names_resolve():
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("unknown attribute did not raise")
+
+
+def test_the_version_is_written_once():
+    import importlib.metadata
+
+    from rythmiq._version import __version__
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    assert rythmiq.__version__ == __version__ == importlib.metadata.version("rythmiq")
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    dynamic = pyproject["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "rythmiq._version.__version__"}
