@@ -743,7 +743,7 @@ def decrypt(store_url: str, user_id: str, document_id: str, ext: str | None, out
     from rythmiq.crypto import EncryptionContext
     from rythmiq.crypto import decrypt as decrypt_bytes
     from rythmiq.keyring import load_keyring
-    from rythmiq.layout import Ids, artifact_key
+    from rythmiq.layout import Ids, artifact_key, master_ext_of, master_folder
     from rythmiq.storage import Store
 
     # The master is keyed by user and document; the job id only places outputs.
@@ -752,16 +752,15 @@ def decrypt(store_url: str, user_id: str, document_id: str, ext: str | None, out
     if ext:
         key = artifact_key("master", ids, ext=ext)
     else:
-        prefix = f"master/{ids.user_id}/{ids.document_id}/"
-        found = [k for k in store.list(prefix) if k.endswith(".enc")]
+        prefix = master_folder(ids)
+        found = [k for k in store.list(prefix) if master_ext_of(k) is not None]
         if len(found) != 1:
             raise StorageError(
                 f"expected one master under {store.url_for(prefix)}, found {len(found)}; "
                 "pass --ext",
                 code="storage.not_found",
             )
-        found_ext = found[0].rsplit("/", 1)[1].split(".")[1]
-        key = artifact_key("master", ids, ext=found_ext)
+        key = artifact_key("master", ids, ext=master_ext_of(found[0]))
     keyring = load_keyring().keyring
     plain = decrypt_bytes(
         store.read(key), keyring, EncryptionContext(ids.user_id, ids.document_id, key)

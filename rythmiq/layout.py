@@ -40,7 +40,9 @@ __all__ = [
     "ArtifactKind",
     "Ids",
     "artifact_key",
+    "master_ext_of",
     "master_extension",
+    "master_folder",
     "validate_id",
     "validate_input_key",
 ]
@@ -148,7 +150,7 @@ def artifact_key(
     if kind == "master":
         if ext is None or not _EXT.fullmatch(ext):
             raise _invalid("extension", str(ext), "use 1-8 lowercase letters or digits")
-        return f"master/{ids.user_id}/{ids.document_id}/master.{ext}.enc"
+        return f"{master_folder(ids)}master.{ext}.enc"
     if ext is not None:
         raise StorageError(f"ext is only for the master, not {kind!r}", code="storage.invalid_key")
     names = {
@@ -194,6 +196,22 @@ _EXTENSIONS = {
     "JPEG2000": "jp2",
     "PDF": "pdf",
 }
+
+
+def master_folder(ids: Ids) -> str:
+    """The folder (key prefix, ending in ``/``) that holds a document's master."""
+    if not isinstance(ids, Ids):
+        raise StorageError("ids must be an Ids instance", code="storage.invalid_key")
+    return f"master/{ids.user_id}/{ids.document_id}/"
+
+
+_MASTER_NAME = re.compile(r"master\.([a-z0-9]{1,8})\.enc", re.ASCII)
+
+
+def master_ext_of(key: str) -> str | None:
+    """The original file's extension in a master's key (``"png"``), or None for other keys."""
+    m = _MASTER_NAME.fullmatch(key.rsplit("/", 1)[-1])
+    return m.group(1) if m else None
 
 
 def master_extension(image_format: str | None) -> str:

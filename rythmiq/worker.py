@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 import rythmiq  # noqa: E402
 from rythmiq._errors import ExitCode, InputError, RythmiqError  # noqa: E402
 from rythmiq._system import rss_mb  # noqa: E402
+from rythmiq.layout import artifact_key, master_extension, master_folder  # noqa: E402
 
 _T_RYTHMIQ_IMPORTED = time.time()
 
@@ -150,7 +151,6 @@ def _resumed_entry(store: Store, payload: Payload, spec: DocumentSpec) -> dict[s
     ``options_sha256``). A single-document job is done when its job result (the same key)
     says so. Anything else is processed again; the reason is logged at INFO.
     """
-    from rythmiq.layout import artifact_key
 
     key = artifact_key("result", payload.ids(spec), per_document=not payload.single)
     try:
@@ -232,11 +232,9 @@ def _remove_leftovers(store: Store, payload: Payload, redo: list[DocumentSpec]) 
     They sit in the job's output folder and in the master folders of the documents it was
     writing, which are among those processed again. A run that cannot list them still runs.
     """
-    from rythmiq.layout import artifact_key
-
-    # Folders named through the one key builder; the master's extension is not known yet.
+    # Folders named by the layout; the master's extension is not known yet.
     folders = [posixpath.dirname(artifact_key("result", payload.ids(payload.documents[0])))]
-    folders += [posixpath.dirname(artifact_key("master", payload.ids(d), ext="x")) for d in redo]
+    folders += [master_folder(payload.ids(d)).rstrip("/") for d in redo]
     try:
         removed = sum(store.remove_leftovers(folder) for folder in folders)
     except RythmiqError as exc:
@@ -256,7 +254,6 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
     """
     t0 = _process_start_epoch() or _T_WORKER_IMPORT
     from rythmiq.keyring import load_keyring
-    from rythmiq.layout import artifact_key, master_extension
     from rythmiq.payload import parse_payload
     from rythmiq.persist import store_artifacts
     from rythmiq.storage import Store

@@ -188,3 +188,25 @@ def test_any_accepted_key_stays_under_its_prefix(tail):
 
     assert posixpath.normpath(key).startswith("input/")
     assert posixpath.normpath(key) == key
+
+
+def test_master_folder_and_extension_round_trip():
+    from rythmiq.layout import master_ext_of, master_folder
+
+    ids = Ids("u-1", "job-9", "doc.7")
+    for ext in ("jpg", "png", "tif", "pdf", "bin"):
+        key = artifact_key("master", ids, ext=ext)
+        assert key.startswith(master_folder(ids)) and master_folder(ids).endswith("/")
+        assert master_ext_of(key) == ext
+    # The job never places the master.
+    assert master_folder(Ids("u-1", "other-job", "doc.7")) == master_folder(ids)
+    for other in (
+        "master/u-1/doc.7/master.png",
+        "output/u-1/job-9/result.json",
+        "x.png.enc",
+        "master/u-1/doc.7/.master.png.enc.1234.tmp",
+        "master/u-1/doc.7/master.PNG.enc",
+    ):
+        assert master_ext_of(other) is None, other
+    with pytest.raises(StorageError):
+        master_folder("u-1/doc")  # type: ignore[arg-type]
