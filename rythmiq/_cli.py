@@ -18,8 +18,16 @@ from urllib.parse import unquote, urlparse
 
 import click
 
-from rythmiq._errors import ExitCode, InputError, OptionsError, RythmiqError, StorageError
+from rythmiq._errors import (
+    ExitCode,
+    InputError,
+    OptionsError,
+    RythmiqError,
+    StorageError,
+    error_dict,
+)
 from rythmiq._logging import setup_logging
+from rythmiq._redact import redact
 from rythmiq._registry import (
     BUNDLE_COMPRESSIONS,
     BUNDLE_INSTALLERS,
@@ -31,7 +39,6 @@ from rythmiq._registry import (
 )
 from rythmiq._util import format_bytes
 from rythmiq._version import __version__
-from rythmiq.storage import redact
 
 if TYPE_CHECKING:
     from rythmiq._process import ProcessOptions
@@ -512,7 +519,7 @@ def process(
                 bar.clear()
                 log.error("%s: %s", source, exc)
                 if as_json:
-                    error = {**exc.to_dict(), "message": redact(exc.message)}
+                    error = error_dict(exc)
                     bar.echo(json.dumps({"source": _shown(source), "error": error}))
             elif as_json:
                 bar.echo(json.dumps({"source": _shown(source), **outcome.to_dict()}))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
+
+from rythmiq._redact import redact
 
 __all__ = [
     "BatchError",
@@ -16,6 +19,7 @@ __all__ = [
     "PayloadError",
     "RythmiqError",
     "StorageError",
+    "error_dict",
 ]
 
 
@@ -150,3 +154,21 @@ class BundleError(RythmiqError):
 
     code = "bundle.build_failed"
     exit_code = ExitCode.BUNDLE
+
+
+def error_dict(exc: BaseException) -> dict[str, Any]:
+    """The one JSON form of an error, for job results, batch results and ``--json`` output.
+
+    A :class:`RythmiqError` gives its ``{"code", "message", "exit_code"}``; anything else is
+    ``internal`` (exit code 1) with the exception's type and text. Messages pass through
+    :func:`~rythmiq.storage.redact`, so no secret, or any piece of one, is ever in them.
+    """
+    if isinstance(exc, RythmiqError):
+        d = exc.to_dict()
+        d["message"] = redact(str(d["message"]))
+        return d
+    return {
+        "code": "internal",
+        "message": redact(f"{type(exc).__name__}: {exc}"),
+        "exit_code": int(ExitCode.INTERNAL),
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from rythmiq.storage import redact
+from rythmiq._redact import redact
 
 __all__ = ["RedactingFormatter", "setup_logging"]
 

@@ -36,7 +36,15 @@ from multiprocessing import connection
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
-from rythmiq._errors import BatchError, InputError, ModelError, OptionsError, RythmiqError
+from rythmiq._errors import (
+    BatchError,
+    InputError,
+    ModelError,
+    OptionsError,
+    RythmiqError,
+    error_dict,
+)
+from rythmiq._redact import redact
 from rythmiq._system import rss_mb, usable_cpus
 
 if TYPE_CHECKING:
@@ -107,12 +115,7 @@ class BatchResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: ``index``, ``source``, ``ok``, ``error`` and ``result`` dicts."""
-        from rythmiq.storage import redact
-
-        error = None
-        if self.error is not None:
-            error = self.error.to_dict()
-            error["message"] = redact(str(error["message"]))
+        error = None if self.error is None else error_dict(self.error)
         return {
             "index": self.index,
             "source": self.source,
@@ -210,8 +213,6 @@ def _describe(source: Any) -> str:
 
 
 def _untyped(exc: BaseException) -> RythmiqError:
-    from rythmiq.storage import redact
-
     return RythmiqError(redact(f"{type(exc).__name__}: {exc}"))
 
 

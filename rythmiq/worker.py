@@ -33,7 +33,7 @@ from types import FrameType  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import rythmiq  # noqa: E402
-from rythmiq._errors import ExitCode, InputError, RythmiqError  # noqa: E402
+from rythmiq._errors import ExitCode, InputError, RythmiqError, error_dict  # noqa: E402
 from rythmiq._system import rss_mb  # noqa: E402
 from rythmiq.layout import artifact_key, master_extension, master_folder  # noqa: E402
 
@@ -86,20 +86,6 @@ class _Stages:
 
     def to_dict(self) -> dict[str, dict[str, float]]:
         return {k: {n: round(v, 6) for n, v in t.items()} for k, t in self.totals.items()}
-
-
-def _error(exc: BaseException) -> dict[str, Any]:
-    from rythmiq.storage import redact
-
-    if isinstance(exc, RythmiqError):
-        d = exc.to_dict()
-        d["message"] = redact(str(d["message"]))
-        return d
-    return {
-        "code": "internal",
-        "message": redact(f"{type(exc).__name__}: {exc}"),
-        "exit_code": int(ExitCode.INTERNAL),
-    }
 
 
 def _document_summary(result: rythmiq.ProcessResult) -> dict[str, Any]:
@@ -273,7 +259,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
                 code="input.not_found",
             )
     except RythmiqError as exc:
-        job["error"] = _error(exc)
+        job["error"] = error_dict(exc)
         return int(exc.exit_code), job
 
     options = payload.options
@@ -299,7 +285,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
 
             engine = create_engine(options.engine_config())
     except RythmiqError as exc:
-        job["error"] = _error(exc)
+        job["error"] = error_dict(exc)
         return int(exc.exit_code), job
     if engine is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
         # Paddle installs its own C-level SIGTERM handler when it initialises (to dump a
@@ -358,11 +344,11 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
                 "cancelled while processing %s; its artifacts were removed", spec.document_id
             )
         except RythmiqError as exc:
-            entry.update(status="failed", error=_error(exc))
+            entry.update(status="failed", error=error_dict(exc))
             log.error("document %s failed: %s", spec.document_id, exc)
         except Exception as exc:  # a bug or a library failure: report it, keep going
             log.debug("internal error on %s", spec.document_id, exc_info=True)
-            entry.update(status="failed", error=_error(exc))
+            entry.update(status="failed", error=error_dict(exc))
         wall, cpu = time.perf_counter() - w0, _cpu() - c0
         entry["wall_s"], entry["cpu_s"] = round(wall, 6), round(cpu, 6)
         docs_wall += wall
@@ -409,7 +395,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
         body = json.dumps(job, indent=2).encode("utf-8")
         job["result_url"] = store.write(result_key, body, kind="result").url
     except RythmiqError as exc:
-        job["status"], job["error"] = "error", _error(exc)
+        job["status"], job["error"] = "error", error_dict(exc)
         code = int(exc.exit_code)
         job["exit_code"] = code
     # Recomputed so the printed figures include the result write.
@@ -445,7 +431,7 @@ def main(
 
             text = read_payload_bytes(payload_path)
         except RythmiqError as exc:
-            code, job = int(exc.exit_code), {"status": "error", "error": _error(exc)}
+            code, job = int(exc.exit_code), {"status": "error", "error": error_dict(exc)}
         else:
             code, job = run_job(text, resume=resume)
     except Cancelled:

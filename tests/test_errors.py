@@ -52,3 +52,15 @@ def test_options_error_is_also_a_value_error():
 def test_exit_codes_are_distinct():
     values = [int(c) for c in ExitCode]
     assert len(values) == len(set(values))
+
+
+def test_error_dict_is_the_one_json_form_and_redacts(monkeypatch):
+    from rythmiq._errors import error_dict
+
+    monkeypatch.setenv("SPACES_SECRET", "s3cr3t/With+Slash")
+    typed = error_dict(
+        StorageError("denied for s3cr3t/With+Slash", code="storage.permission")
+    )
+    assert typed == {"code": "storage.permission", "message": "denied for ***", "exit_code": 7}
+    other = error_dict(KeyError("s3cr3t/With+Slash"))
+    assert other == {"code": "internal", "message": "KeyError: '***'", "exit_code": 1}
