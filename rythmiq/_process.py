@@ -20,6 +20,7 @@ from rythmiq._document import (
     DEFAULT_PDF_DPI,
     MAX_PDF_DPI,
     MIN_PDF_DPI,
+    LoadedDocument,
     LoadedPage,
     load_document,
 )
@@ -395,16 +396,54 @@ def process(
     ``source`` may also be a URL (``s3://bucket/input/scan.jpg``, ``memory://...``) read
     through fsspec with the same environment settings as stores.
     """
+    opts = _checked_options(options)
+    if store is not None:
+        keyring = _store_keyring(ids, keyring)
+    result, document = _read(source, opts, engine)
+    if store is None:
+        return result
+    assert ids is not None and keyring is not None  # checked above
+    return _stored(result, document, source, store, ids, keyring, opts, on_written)
+
+
+def _checked_options(options: ProcessOptions | None) -> ProcessOptions:
     opts = options if options is not None else ProcessOptions()
     if not isinstance(opts, ProcessOptions):
         raise OptionsError(f"options must be a ProcessOptions, got {type(opts).__name__}")
-    if store is not None:
-        if not isinstance(ids, Ids):
-            raise OptionsError("ids=Ids(user_id, job_id, document_id) is required with a store")
-        if keyring is None:
-            from rythmiq.keyring import load_keyring
+    return opts
 
-            keyring = load_keyring().keyring
+
+def _store_keyring(ids: Ids | None, keyring: Keyring | None) -> Keyring:
+    """Check a store's ids before any work; the keyring to use (found, never created)."""
+    if not isinstance(ids, Ids):
+        raise OptionsError("ids=Ids(user_id, job_id, document_id) is required with a store")
+    if keyring is None:
+        from rythmiq.keyring import load_keyring
+
+        keyring = load_keyring().keyring
+    return keyring
+
+
+def _open(source: Source, opts: ProcessOptions) -> LoadedDocument:
+    """Step "open": fetch a URL source, then sniff and check the document, decoding nothing."""
+    if isinstance(source, str) and "://" in source and not source.startswith("file://"):
+        from rythmiq.storage import read_url
+
+        source = read_url(source, max_bytes=opts.max_input_bytes)
+    return load_document(
+        source,
+        max_pixels=opts.max_pixels,
+        max_input_bytes=opts.max_input_bytes,
+        max_pages=opts.max_pages,
+        max_total_pixels=opts.max_total_pixels,
+        pdf_dpi=opts.pdf_dpi,
+    )
+
+
+def _read(
+    source: Source, opts: ProcessOptions, engine: OcrEngine | None
+) -> tuple[ProcessResult, LoadedDocument]:
+    """Open the document, then score, turn, normalize and read each page in turn."""
     clock = _Clock()
     pages: list[PageResult] = []
     engines: list[OcrEngine] = [engine] if engine is not None else []
@@ -416,18 +455,7 @@ def process(
 
     with clock.stage("total"):
         with clock.stage("open"):
-            if isinstance(source, str) and "://" in source and not source.startswith("file://"):
-                from rythmiq.storage import read_url
-
-                source = read_url(source, max_bytes=opts.max_input_bytes)
-            document = load_document(
-                source,
-                max_pixels=opts.max_pixels,
-                max_input_bytes=opts.max_input_bytes,
-                max_pages=opts.max_pages,
-                max_total_pixels=opts.max_total_pixels,
-                pdf_dpi=opts.pdf_dpi,
-            )
+            document = _open(source, opts)
         decoded = document.pages()
         for _ in range(document.page_count):
             page_clock = _Clock()
@@ -437,6 +465,7 @@ def process(
                 done = _process_page(page, opts, page_clock, get_engine)
             pages.append(replace(done, timings=page_clock.timings()))
             clock.add(pages[-1].timings)
+    # Opening the document counts as loading it.
     opened = clock.stages.pop("open")
     load = clock.stages["load"]
     clock.stages["load"] = StageTiming(load.wall_s + opened.wall_s, load.cpu_s + opened.cpu_s)
@@ -446,11 +475,23 @@ def process(
         source_sha256=document.sha256,
         source_format=document.format,
     )
-    if store is None:
-        return result
+    return result, document
+
+
+def _stored(
+    result: ProcessResult,
+    document: LoadedDocument,
+    source: Source,
+    store: Store,
+    ids: Ids,
+    keyring: Keyring,
+    opts: ProcessOptions,
+    on_written: Callable[[Artifact], None] | None,
+) -> ProcessResult:
+    """Step "store": the master (the file as given, or an array's lossless PNG) and the
+    artifacts, through the one store stage; the result gains its ids and artifacts."""
     from rythmiq.persist import store_artifacts
 
-    assert ids is not None and keyring is not None  # checked above
     if document.encoded:
         master, ext = document.encoded, master_extension(document.format)
     else:  # an array: the master is its lossless PNG
