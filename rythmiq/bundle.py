@@ -548,6 +548,99 @@ def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _checked_arguments(
+    engines: Sequence[str],
+    extras: Sequence[str],
+    compression: str,
+    installer: str,
+    python: str,
+    platform: str,
+    bytecode: bool,
+) -> tuple[str, str | None, tuple[str, str, str]]:
+    """Refuse bad arguments before any work.
+
+    Returns:
+        The compression to use, the interpreter to compile bytecode with (None: none), and
+        the target's ``(machine, glibc, uv platform)``.
+    """
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown or not engines:
+        raise OptionsError(f"unknown engine(s) {unknown}; choose from {sorted(ENGINES)}")
+    if compression not in COMPRESSIONS:
+        raise OptionsError(f"compression must be auto, zstd or gzip, not {compression!r}")
+    if installer not in INSTALLERS:
+        raise OptionsError(f"installer must be auto, uv or pip, not {installer!r}")
+    bad_extra = [x for x in extras if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", x)]
+    if bad_extra:
+        raise OptionsError(f"invalid extra name(s) {bad_extra}")
+    target = _check_target(python, platform)
+    if compression == "auto":
+        compression = "zstd" if shutil.which("zstd") else "gzip"
+    elif compression == "zstd" and not shutil.which("zstd"):
+        raise OptionsError("compression='zstd' needs the zstd program; install it or use gzip")
+    compile_with = _bytecode_python(python) if bytecode else None
+    if bytecode and compile_with is None:
+        raise BundleError(
+            f"bytecode needs a Python {python} interpreter (this is "
+            f"{sys.version_info[0]}.{sys.version_info[1]}, and there is no python{python} on "
+            "PATH); install one, or build with bytecode=False (--no-bytecode)",
+            code="bundle.no_bytecode",
+        )
+    return compression, compile_with, target
+
+
+def _tidy(root: Path, *, prune: bool, font: bool) -> None:
+    """After the install: drop what a job never loads and the installer's build records, add
+    the font, and remove the folders left empty."""
+    site = root / SITE
+    for rel, path in list(_walk(site)):
+        if _excluded(rel, prune):
+            path.unlink()
+    _drop_build_records(site)
+    if font:
+        _copy_font(root)
+    for dirpath, _dirnames, _files in sorted(os.walk(site), reverse=True):
+        with contextlib.suppress(OSError):
+            os.rmdir(dirpath)  # only empties go
+
+
+def _compile(python: str, site: Path) -> None:
+    """``unchecked-hash`` bytecode for every module, the same on every build."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(_EPOCH)}
+    # Some packages carry files that are not Python for this version (templates, other
+    # versions' code): compileall reports them and goes on; they stay source.
+    flags = ["-q", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", "-s", str(site)]
+    subprocess.run(
+        [python, "-m", "compileall", *flags, str(site)],
+        capture_output=True,
+        check=False,
+        env=env,
+    )
+
+
+def _write_archive(
+    out: Path,
+    root: Path,
+    manifest_bytes: bytes,
+    manifest: Mapping[str, Any],
+    compression: str,
+    python: str,
+    platform: str,
+) -> Path:
+    """Pack ``root`` into ``out`` under the bundle's name, atomically."""
+    suffix = ".tar.zst" if compression == "zstd" else ".tar.gz"
+    tag = f"cp{python.replace('.', '')}"
+    engines = "+".join(manifest["engines"])
+    archive = out / f"rythmiq-bundle-{manifest['rythmiq']}-{tag}-{platform}-{engines}{suffix}"
+    partial = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
+    try:
+        _pack(root, manifest_bytes, partial, compression)
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    return archive
+
+
 def build_bundle(
     out_dir: str | os.PathLike[str],
     *,
@@ -592,29 +685,9 @@ def build_bundle(
         BundleError: ``bundle.invalid_target``, ``bundle.no_bytecode``,
             ``bundle.build_failed`` (the installer's last lines are in the message).
     """
-    unknown = [e for e in engines if e not in ENGINES]
-    if unknown or not engines:
-        raise OptionsError(f"unknown engine(s) {unknown}; choose from {sorted(ENGINES)}")
-    if compression not in COMPRESSIONS:
-        raise OptionsError(f"compression must be auto, zstd or gzip, not {compression!r}")
-    if installer not in INSTALLERS:
-        raise OptionsError(f"installer must be auto, uv or pip, not {installer!r}")
-    bad_extra = [x for x in extras if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", x)]
-    if bad_extra:
-        raise OptionsError(f"invalid extra name(s) {bad_extra}")
-    machine, glibc, uv_platform = _check_target(python, platform)
-    if compression == "auto":
-        compression = "zstd" if shutil.which("zstd") else "gzip"
-    elif compression == "zstd" and not shutil.which("zstd"):
-        raise OptionsError("compression='zstd' needs the zstd program; install it or use gzip")
-    compile_with = _bytecode_python(python) if bytecode else None
-    if bytecode and compile_with is None:
-        raise BundleError(
-            f"bytecode needs a Python {python} interpreter (this is "
-            f"{sys.version_info[0]}.{sys.version_info[1]}, and there is no python{python} on "
-            "PATH); install one, or build with bytecode=False (--no-bytecode)",
-            code="bundle.no_bytecode",
-        )
+    packer, compile_with, (machine, glibc, uv_platform) = _checked_arguments(
+        engines, extras, compression, installer, python, platform, bytecode
+    )
     all_extras = sorted(set(extras) | {x for e in engines if (x := ENGINES[e].extra)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -640,39 +713,10 @@ def build_bundle(
         t = time.perf_counter()
         _run(command, f"installing {requirement.rsplit('/', 1)[-1]} with {name}")
         seconds["install"] = time.perf_counter() - t
-        for rel, path in list(_walk(site)):
-            if _excluded(rel, prune):
-                path.unlink()
-        _drop_build_records(site)
-        if font:
-            _copy_font(root)
-        for dirpath, _dirnames, _files in sorted(os.walk(site), reverse=True):
-            with contextlib.suppress(OSError):
-                os.rmdir(dirpath)  # only empties go
+        _tidy(root, prune=prune, font=font)
         t = time.perf_counter()
         if compile_with is not None:
-            env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(_EPOCH)}
-            # Some packages carry files that are not Python for this version (templates,
-            # other versions' code): compileall reports them and goes on; they stay source.
-            subprocess.run(
-                [
-                    compile_with,
-                    "-m",
-                    "compileall",
-                    "-q",
-                    "-q",
-                    "-j",
-                    "0",
-                    "--invalidation-mode",
-                    "unchecked-hash",
-                    "-s",
-                    str(site),
-                    str(site),
-                ],
-                capture_output=True,
-                check=False,
-                env=env,
-            )
+            _compile(compile_with, site)
         seconds["bytecode"] = time.perf_counter() - t
         manifest = _manifest(
             root,
@@ -691,18 +735,8 @@ def build_bundle(
                 "the install holds no rythmiq distribution", code="bundle.build_failed"
             )
         manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
-        suffix = ".tar.zst" if compression == "zstd" else ".tar.gz"
-        tag = f"cp{python.replace('.', '')}"
-        archive = out / (
-            f"rythmiq-bundle-{manifest['rythmiq']}-{tag}-{platform}-{'+'.join(engines)}{suffix}"
-        )
-        partial = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
         t = time.perf_counter()
-        try:
-            _pack(root, manifest_bytes, partial, compression)
-            os.replace(partial, archive)
-        finally:
-            partial.unlink(missing_ok=True)
+        archive = _write_archive(out, root, manifest_bytes, manifest, packer, python, platform)
         seconds["pack"] = time.perf_counter() - t
     launcher = out / LAUNCHER_NAME
     _write_atomic(launcher, launcher_source().encode("utf-8"), 0o755)
