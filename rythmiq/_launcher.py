@@ -350,6 +350,77 @@ def _hasher(jobs, bad, files):
             bad.append(name)
 
 
+def _member_target(member, files, seen, dest):
+    """``(where the member goes, whether it is a folder)``, after checking it against the
+    manifest."""
+    name = member.name
+    if not _safe_name(name):
+        raise BundleProblem("bundle.corrupt", "unsafe path in the bundle: %r" % name)
+    target = os.path.join(dest, *name.split("/"))
+    if member.isdir():
+        return target, True
+    if not member.isfile():
+        raise BundleProblem("bundle.corrupt", "the bundle holds a link or device: %r" % name)
+    want = files.get(name)
+    if want is None or want[0] != member.size or name in seen:
+        raise BundleProblem(
+            "bundle.corrupt", "%r is not in the manifest as it is in the archive" % name
+        )
+    seen.add(name)
+    return target, False
+
+
+def _write_member(tar, member, target, hashes):
+    """Stream one file out of the archive; its SHA-256 object when ``hashes``, else None."""
+    digest = hashlib.sha256() if hashes else None
+    src = tar.extractfile(member)
+    with open(target, "wb") as out:
+        while True:
+            block = src.read(_CHUNK)
+            if not block:
+                break
+            if digest is not None:
+                digest.update(block)
+            out.write(block)
+    if member.mode & 0o111:
+        os.chmod(target, 0o755)
+    return digest
+
+
+def _drain(stream):
+    """Read to the very end, so that the decompressor checks the archive's checksum (it sits
+    after the last member); what follows the tar's end must be padding."""
+    while True:
+        block = stream.read(_CHUNK)
+        if not block:
+            return
+        if block.count(0) != len(block):
+            raise BundleProblem("bundle.corrupt", "the bundle has data after its end")
+
+
+def _extract(source, files, dest, seen, hashes, on_file):
+    """Every member of the archive into ``dest``; ``on_file(name, digest)`` after each file
+    (``digest``: its SHA-256 object with ``hashes``, else None)."""
+    made = {dest}
+    tar = _open_tar(source)
+    first = True
+    for member in tar:
+        if first:
+            first = False
+            if member.name != MANIFEST:
+                raise BundleProblem("bundle.corrupt", "manifest.json is not first")
+            tar.extractfile(member).read()
+            continue
+        target, is_dir = _member_target(member, files, seen, dest)
+        folder = target if is_dir else os.path.dirname(target)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        if not is_dir:
+            on_file(member.name, _write_member(tar, member, target, hashes))
+    _drain(source.stream)
+
+
 def unpack(path, manifest, dest, decompressor="auto", hashes=False):
     """Unpack the bundle into ``dest`` (which must not exist), checking every file.
 
@@ -360,8 +431,6 @@ def unpack(path, manifest, dest, decompressor="auto", hashes=False):
     archive streams): about 0.6 s more for the default bundle on 2 cores.
     """
     files = manifest["files"]
-    source = _Source(path, decompressor)
-    drained = False
     seen = set()  # type: Set[str]
     bad = []  # type: List[str]
     jobs = queue.Queue(maxsize=256)  # type: queue.Queue[Any]
@@ -372,64 +441,17 @@ def unpack(path, manifest, dest, decompressor="auto", hashes=False):
     ]
     for t in threads:
         t.start()
+
+    def on_file(name, digest):
+        if digest is not None:
+            jobs.put((name, digest))
+
     os.makedirs(dest)
-    made = {dest}
+    source = _Source(path, decompressor)
+    drained = False
     try:
-        tar = _open_tar(source)
         try:
-            first = True
-            for member in tar:
-                if first:
-                    first = False
-                    if member.name != MANIFEST:
-                        raise BundleProblem("bundle.corrupt", "manifest.json is not first")
-                    tar.extractfile(member).read()
-                    continue
-                name = member.name
-                if not _safe_name(name):
-                    raise BundleProblem("bundle.corrupt", "unsafe path in the bundle: %r" % name)
-                target = os.path.join(dest, *name.split("/"))
-                if member.isdir():
-                    if target not in made:
-                        os.makedirs(target, exist_ok=True)
-                        made.add(target)
-                    continue
-                if not member.isfile():
-                    raise BundleProblem(
-                        "bundle.corrupt", "the bundle holds a link or device: %r" % name
-                    )
-                want = files.get(name)
-                if want is None or want[0] != member.size or name in seen:
-                    raise BundleProblem(
-                        "bundle.corrupt", "%r is not in the manifest as it is in the archive" % name
-                    )
-                seen.add(name)
-                parent = os.path.dirname(target)
-                if parent not in made:
-                    os.makedirs(parent, exist_ok=True)
-                    made.add(parent)
-                digest = hashlib.sha256() if hashes else None
-                src = tar.extractfile(member)
-                with open(target, "wb") as out:
-                    while True:
-                        block = src.read(_CHUNK)
-                        if not block:
-                            break
-                        if digest is not None:
-                            digest.update(block)
-                        out.write(block)
-                if member.mode & 0o111:
-                    os.chmod(target, 0o755)
-                if digest is not None:
-                    jobs.put((name, digest))
-            # Read to the very end, so that the decompressor checks the archive's checksum
-            # (it sits after the last member); what follows the tar's end must be padding.
-            while True:
-                block = source.stream.read(_CHUNK)
-                if not block:
-                    break
-                if block.count(0) != len(block):
-                    raise BundleProblem("bundle.corrupt", "the bundle has data after its end")
+            _extract(source, files, dest, seen, hashes, on_file)
         except _DAMAGED as exc:
             raise BundleProblem("bundle.corrupt", "the bundle's archive is damaged: %s" % (exc,))
         drained = True
