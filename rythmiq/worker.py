@@ -40,6 +40,7 @@ from rythmiq.layout import artifact_key, master_extension, master_folder  # noqa
 _T_RYTHMIQ_IMPORTED = time.time()
 
 if TYPE_CHECKING:
+    from rythmiq.keyring import Keyring
     from rythmiq.payload import DocumentSpec, Payload
     from rythmiq.storage import Store
 
@@ -230,6 +231,138 @@ def _remove_leftovers(store: Store, payload: Payload, redo: list[DocumentSpec]) 
         log.info("resume: removed %d temporary file(s) of a run that was killed", removed)
 
 
+def _open_job(payload_text: str | bytes, job: dict[str, Any]) -> tuple[Payload, Keyring, Store]:
+    """Step "open": the payload, the keyring and the store, and every input there, checked
+    before anything is written. The worker never creates keys."""
+    from rythmiq.keyring import load_keyring
+    from rythmiq.payload import parse_payload
+    from rythmiq.storage import Store
+
+    payload = parse_payload(payload_text)
+    job.update(job_id=payload.job_id, user_id=payload.user_id)
+    keyring = load_keyring(create=False).keyring
+    store = Store.open(payload.output)
+    missing = [d.input_key for d in payload.documents if not store.exists(d.input_key)]
+    if missing:
+        raise InputError(
+            f"{len(missing)} input object(s) not found in {payload.output}: "
+            + ", ".join(missing[:5]),
+            code="input.not_found",
+        )
+    return payload, keyring, store
+
+
+def _already_stored(store: Store, payload: Payload) -> dict[str, dict[str, Any]]:
+    """Step "resume": the job-result entries of the documents an earlier run stored."""
+    resumed: dict[str, dict[str, Any]] = {}
+    for spec in payload.documents:
+        done = _resumed_entry(store, payload, spec)
+        if done is not None:
+            resumed[spec.document_id] = done
+    log.info("resume: %d of %d document(s) already stored", len(resumed), len(payload.documents))
+    _remove_leftovers(
+        store, payload, [d for d in payload.documents if d.document_id not in resumed]
+    )
+    return resumed
+
+
+def _load_engine(payload: Payload, todo: int) -> rythmiq.OcrEngine | None:
+    """The job's one engine, unless OCR is off or nothing is left to do."""
+    if not payload.options.ocr or todo == 0:
+        return None
+    from rythmiq.ocr import create_engine
+
+    engine = create_engine(payload.options.engine_config())
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+        # Paddle installs its own C-level SIGTERM handler when it initialises (to dump a
+        # stack and die), which replaces ours: put ours back so a cancel stays clean.
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    return engine
+
+
+@dataclass
+class _Documents:
+    """What the job's documents took, summed."""
+
+    stages: _Stages = field(default_factory=_Stages)
+    wall: float = 0.0
+    cpu: float = 0.0
+
+
+def _run_document(
+    spec: DocumentSpec,
+    payload: Payload,
+    store: Store,
+    keyring: Keyring,
+    engine: rythmiq.OcrEngine | None,
+    spent: _Documents,
+) -> dict[str, Any]:
+    """Step "document": read, process and store one document; its job-result entry, whose
+    status is ``"cancelled"`` when SIGTERM arrived meanwhile (its artifacts rolled back)."""
+    from rythmiq.persist import store_artifacts
+
+    options = payload.options
+    entry: dict[str, Any] = {"document_id": spec.document_id, "input": spec.input_key}
+    w0, c0 = time.perf_counter(), _cpu()
+    try:
+        ids = payload.ids(spec)
+        data = store.read_input(spec.input_key)
+        w1, c1 = time.perf_counter(), _cpu()
+        spent.stages.add("read", w1 - w0, c1 - c0)
+        result = rythmiq.process(data, options=options, engine=engine)
+        for name, t in result.timings.to_dict().items():
+            if name != "total":
+                spent.stages.add(name, t["wall_s"], t["cpu_s"])
+        w2, c2 = time.perf_counter(), _cpu()
+        result = replace(result, ids=ids)
+        artifacts = store_artifacts(
+            result,
+            store,
+            ids,
+            master=data,
+            master_ext=master_extension(result.source_format),
+            keyring=keyring,
+            per_document=not payload.single,
+            marker=not payload.single,
+            outputs=options.outputs,
+            options_sha256=options.fingerprint(),
+        )
+        spent.stages.add("store", time.perf_counter() - w2, _cpu() - c2)
+        entry.update(status="ok", **_document_summary(result))
+        entry["artifacts"] = [a.to_dict() for a in artifacts]
+        entry["timings"] = result.timings.to_dict()
+        if payload.single:
+            entry["result"] = result.to_dict()
+    except Cancelled:
+        entry.update(status="cancelled")
+        log.warning("cancelled while processing %s; its artifacts were removed", spec.document_id)
+    except RythmiqError as exc:
+        entry.update(status="failed", error=error_dict(exc))
+        log.error("document %s failed: %s", spec.document_id, exc)
+    except Exception as exc:  # a bug or a library failure: report it, keep going
+        log.debug("internal error on %s", spec.document_id, exc_info=True)
+        entry.update(status="failed", error=error_dict(exc))
+    wall, cpu = time.perf_counter() - w0, _cpu() - c0
+    entry["wall_s"], entry["cpu_s"] = round(wall, 6), round(cpu, 6)
+    spent.wall += wall
+    spent.cpu += cpu
+    return entry
+
+
+def _job_status(documents: list[dict[str, Any]], cancelled: bool) -> tuple[str, int]:
+    """The job's status and exit code from its documents' (see ``docs/payload.md``)."""
+    ok = sum(d["status"] == "ok" for d in documents)
+    failed = [d for d in documents if d["status"] == "failed"]
+    if cancelled:
+        return "cancelled", EXIT_CANCELLED
+    if not failed:
+        return "ok", int(ExitCode.OK)
+    if ok:
+        return "partial", int(ExitCode.PARTIAL)
+    return "failed", int(failed[0]["error"]["exit_code"])
+
+
 def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, dict[str, Any]]:
     """Run one job; returns ``(exit_code, job_result)``. Never raises for job problems.
 
@@ -239,141 +372,43 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
             options, as the payload's ``"resume": true`` does (either one turns it on).
     """
     t0 = _process_start_epoch() or _T_WORKER_IMPORT
-    from rythmiq.keyring import load_keyring
-    from rythmiq.payload import parse_payload
-    from rythmiq.persist import store_artifacts
-    from rythmiq.storage import Store
-
     job: dict[str, Any] = {"version": 1, "status": "error"}
-    try:
-        payload = parse_payload(payload_text)
-        job.update(job_id=payload.job_id, user_id=payload.user_id)
-        # The worker never creates keys: a missing keyring is an error, before any write.
-        keyring = load_keyring(create=False).keyring
-        store = Store.open(payload.output)
-        missing = [d.input_key for d in payload.documents if not store.exists(d.input_key)]
-        if missing:
-            raise InputError(
-                f"{len(missing)} input object(s) not found in {payload.output}: "
-                + ", ".join(missing[:5]),
-                code="input.not_found",
-            )
-    except RythmiqError as exc:
-        job["error"] = error_dict(exc)
-        return int(exc.exit_code), job
-
-    options = payload.options
     # Before the engine: a job whose documents are all stored never loads it.
-    w_resume, c_resume = time.perf_counter(), _cpu()
-    resumed: dict[str, dict[str, Any]] = {}
-    if resume or payload.resume:
-        for spec in payload.documents:
-            done = _resumed_entry(store, payload, spec)
-            if done is not None:
-                resumed[spec.document_id] = done
-        log.info(
-            "resume: %d of %d document(s) already stored", len(resumed), len(payload.documents)
-        )
-        _remove_leftovers(
-            store, payload, [d for d in payload.documents if d.document_id not in resumed]
-        )
-    resume_wall, resume_cpu = time.perf_counter() - w_resume, _cpu() - c_resume
-    engine: rythmiq.OcrEngine | None = None
+    w_resume = c_resume = 0.0
     try:
-        if options.ocr and len(resumed) < len(payload.documents):
-            from rythmiq.ocr import create_engine
-
-            engine = create_engine(options.engine_config())
+        payload, keyring, store = _open_job(payload_text, job)
+        w_resume, c_resume = time.perf_counter(), _cpu()
+        resumed = _already_stored(store, payload) if resume or payload.resume else {}
+        w_resume, c_resume = time.perf_counter() - w_resume, _cpu() - c_resume
+        engine = _load_engine(payload, len(payload.documents) - len(resumed))
     except RythmiqError as exc:
         job["error"] = error_dict(exc)
         return int(exc.exit_code), job
-    if engine is not None and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
-        # Paddle installs its own C-level SIGTERM handler when it initialises (to dump a
-        # stack and die), which replaces ours: put ours back so a cancel stays clean.
-        with contextlib.suppress(ValueError):  # ValueError: not the main thread
-            signal.signal(signal.SIGTERM, _on_sigterm)
     t_engine = time.time()
 
-    stages = _Stages()
+    spent = _Documents()
     documents: list[dict[str, Any]] = []
     cancelled = False
-    docs_wall = docs_cpu = 0.0
     for spec in payload.documents:
         if spec.document_id in resumed:  # stored by an earlier run: no processing time here
             documents.append(resumed[spec.document_id])
-            continue
-        entry: dict[str, Any] = {"document_id": spec.document_id, "input": spec.input_key}
-        if cancelled:
-            entry.update(status="cancelled")
-            documents.append(entry)
-            continue
-        w0, c0 = time.perf_counter(), _cpu()
-        try:
-            ids = payload.ids(spec)
-            data = store.read_input(spec.input_key)
-            w1, c1 = time.perf_counter(), _cpu()
-            stages.add("read", w1 - w0, c1 - c0)
-            result = rythmiq.process(data, options=options, engine=engine)
-            for name, t in result.timings.to_dict().items():
-                if name != "total":
-                    stages.add(name, t["wall_s"], t["cpu_s"])
-            w2, c2 = time.perf_counter(), _cpu()
-            result = replace(result, ids=ids)
-            artifacts = store_artifacts(
-                result,
-                store,
-                ids,
-                master=data,
-                master_ext=master_extension(result.source_format),
-                keyring=keyring,
-                per_document=not payload.single,
-                marker=not payload.single,
-                outputs=options.outputs,
-                options_sha256=options.fingerprint(),
+        elif cancelled:
+            documents.append(
+                {"document_id": spec.document_id, "input": spec.input_key, "status": "cancelled"}
             )
-            stages.add("store", time.perf_counter() - w2, _cpu() - c2)
-            entry.update(status="ok", **_document_summary(result))
-            entry["artifacts"] = [a.to_dict() for a in artifacts]
-            entry["timings"] = result.timings.to_dict()
-            if payload.single:
-                entry["result"] = result.to_dict()
-        except Cancelled:
-            cancelled = True
-            entry.update(status="cancelled")
-            log.warning(
-                "cancelled while processing %s; its artifacts were removed", spec.document_id
-            )
-        except RythmiqError as exc:
-            entry.update(status="failed", error=error_dict(exc))
-            log.error("document %s failed: %s", spec.document_id, exc)
-        except Exception as exc:  # a bug or a library failure: report it, keep going
-            log.debug("internal error on %s", spec.document_id, exc_info=True)
-            entry.update(status="failed", error=error_dict(exc))
-        wall, cpu = time.perf_counter() - w0, _cpu() - c0
-        entry["wall_s"], entry["cpu_s"] = round(wall, 6), round(cpu, 6)
-        docs_wall += wall
-        docs_cpu += cpu
-        documents.append(entry)
+        else:
+            documents.append(_run_document(spec, payload, store, keyring, engine, spent))
+            cancelled = documents[-1]["status"] == "cancelled"
     if engine is not None:
         engine.close()
 
-    ok = sum(d["status"] == "ok" for d in documents)
-    failed = [d for d in documents if d["status"] == "failed"]
-    if cancelled:
-        status, code = "cancelled", EXIT_CANCELLED
-    elif not failed:
-        status, code = "ok", int(ExitCode.OK)
-    elif ok:
-        status, code = "partial", int(ExitCode.PARTIAL)
-    else:
-        status, code = "failed", int(failed[0]["error"]["exit_code"])
+    status, code = _job_status(documents, cancelled)
     job.update(status=status, exit_code=code, documents=documents, resumed=len(resumed))
     job["engine"] = None if engine is None else engine.name
-    job["options_sha256"] = options.fingerprint()
+    job["options_sha256"] = payload.options.fingerprint()
 
     def accounting() -> dict[str, Any]:
-        now = time.time()
-        job_wall = now - t0
+        job_wall = time.time() - t0
         return {
             "startup": {
                 "process_to_rythmiq_imported_s": round(_T_RYTHMIQ_IMPORTED - t0, 6),
@@ -381,12 +416,12 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
                 "total_s": round(t_engine - t0, 6),
             },
             # Reading the stored results with resume on (inside the start-up time above).
-            "resume_check": {"wall_s": round(resume_wall, 6), "cpu_s": round(resume_cpu, 6)},
+            "resume_check": {"wall_s": round(w_resume, 6), "cpu_s": round(c_resume, 6)},
             "job": {"wall_s": round(job_wall, 6), "cpu_s": round(_cpu(), 6)},
-            "documents": {"wall_s": round(docs_wall, 6), "cpu_s": round(docs_cpu, 6)},
-            "stages": stages.to_dict(),
+            "documents": {"wall_s": round(spent.wall, 6), "cpu_s": round(spent.cpu, 6)},
+            "stages": spent.stages.to_dict(),
             "peak_rss_mb": rss_mb()[1],
-            "efficiency": round(docs_wall / job_wall, 4) if job_wall > 0 else 0.0,
+            "efficiency": round(spent.wall / job_wall, 4) if job_wall > 0 else 0.0,
         }
 
     job["accounting"] = accounting()
