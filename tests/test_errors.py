@@ -58,9 +58,7 @@ def test_error_dict_is_the_one_json_form_and_redacts(monkeypatch):
     from rythmiq._errors import error_dict
 
     monkeypatch.setenv("SPACES_SECRET", "s3cr3t/With+Slash")
-    typed = error_dict(
-        StorageError("denied for s3cr3t/With+Slash", code="storage.permission")
-    )
+    typed = error_dict(StorageError("denied for s3cr3t/With+Slash", code="storage.permission"))
     assert typed == {"code": "storage.permission", "message": "denied for ***", "exit_code": 7}
     other = error_dict(KeyError("s3cr3t/With+Slash"))
     assert other == {"code": "internal", "message": "KeyError: '***'", "exit_code": 1}
