@@ -31,15 +31,12 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from rythmiq._errors import OptionsError, StorageError
 from rythmiq._redact import SECRET_ENV_VARS, redact
 from rythmiq.layout import validate_input_key
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = [
     "SECRET_ENV_VARS",
