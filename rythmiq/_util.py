@@ -6,9 +6,9 @@ it without creating an import cycle.
 
 from __future__ import annotations
 
-from rythmiq._errors import InputError
+from rythmiq._errors import InputError, OptionsError
 
-__all__ = ["check_image", "format_bytes"]
+__all__ = ["check_image", "format_bytes", "positive_int"]
 
 
 def check_image(image: object, name: str = "image") -> None:
@@ -41,3 +41,13 @@ def format_bytes(n: int) -> str:
     if n < 1024 * 1024:
         return f"{n / 1024:.0f} KiB"
     return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` when it is an ``int`` of at least 1 (never a ``bool``); else :class:`OptionsError`.
+
+    The one "positive integer" check of every option, limit and argument.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
