@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import PAGE_LINES, render_page
 from batch_engines import HANG, KILL, RAISE, command_engine, page_png
-from conftest import PAGE_LINES, render_page
 from PIL import Image
 
 from rythmiq import BatchError, Ids, ModelError, OptionsError, ProcessOptions, process_many

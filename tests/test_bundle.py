@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _helpers import render_page
 from PIL import Image
 
 from rythmiq import BundleError, OptionsError
@@ -36,7 +37,6 @@ from rythmiq.bundle import (
 )
 from rythmiq.export import _font_path
 from rythmiq.keyring import Keyring
-from tests.conftest import render_page
 
 # A stand-in for rythmiq inside a small bundle: reports how it was started.
 FAKE_MAIN = b"""import json, os, sys

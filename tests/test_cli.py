@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, needs_paddle, render_page
+from _helpers import PAGE_LINES, needs_paddle, render_page
 from PIL import Image
 
 from rythmiq.metrics import word_f1

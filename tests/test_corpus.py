@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import DEV, dev_rows
+from _helpers import DEV, dev_rows
 from PIL import Image, ImageCms
 from test_loading import (
     gif_with_comment_blocks,
@@ -188,7 +188,7 @@ def run_child(files: list[dict[str, str]]) -> None:
     import time
     import warnings
 
-    from conftest import ScriptedEngine
+    from _helpers import ScriptedEngine
 
     from rythmiq import InputError, process
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PAGE_LINES, ScriptedEngine, needs_rapidocr, render_page
+from _helpers import PAGE_LINES, ScriptedEngine, needs_rapidocr, render_page
 from PIL import Image, ImageDraw, ImageFont
 
 import rythmiq

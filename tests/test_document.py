@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DEV, render_page
+from _helpers import DEV, render_page
 from PIL import Image
 
 from rythmiq import InputError, OptionsError

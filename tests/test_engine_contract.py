@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PAGE_LINES, iou, needs_paddle, needs_rapidocr, text_layout
+from _helpers import PAGE_LINES, iou, needs_paddle, needs_rapidocr, text_layout
 
 from rythmiq import ModelError, OcrError, OptionsError
 from rythmiq.metrics import word_f1

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import PAGE_LINES, render_page
+from _helpers import PAGE_LINES, render_page
 from PIL import Image
 
 import rythmiq

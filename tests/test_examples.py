@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, render_page
+from _helpers import PAGE_LINES, render_page
 from PIL import Image
 
 from rythmiq.keyring import Keyring

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
-from conftest import PAGE_LINES, ScriptedEngine, render_page, text_layout
+from _helpers import PAGE_LINES, ScriptedEngine, render_page, text_layout
 from PIL import Image
 
 from rythmiq import InputError, OptionsError

@@ -19,7 +19,7 @@ import sys
 
 import pytest
 import s3fs
-from conftest import ScriptedEngine, render_page
+from _helpers import ScriptedEngine, render_page
 from faults import FaultProxy
 from PIL import Image
 

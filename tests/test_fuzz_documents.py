@@ -51,7 +51,7 @@ _REPLACEMENTS = (
 
 
 def seeds() -> dict[str, bytes]:
-    from conftest import render_page
+    from _helpers import render_page
     from test_document import scan_pdf, text_pdf, tiff
 
     small = [

@@ -11,7 +11,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from conftest import DEV, PAGE_LINES, dev_rows, iou, needs_paddle, render_page, text_layout
+from _helpers import DEV, PAGE_LINES, dev_rows, iou, needs_paddle, render_page, text_layout
 from PIL import Image
 
 from rythmiq import ProcessOptions, process

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, needs_paddle, needs_rapidocr, render_page
+from _helpers import PAGE_LINES, needs_paddle, needs_rapidocr, render_page
 from PIL import Image
 
 from rythmiq._errors import ModelError, OptionsError

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
-from conftest import DEV, PAGE_LINES, ScriptedEngine, render_page
+from _helpers import DEV, PAGE_LINES, ScriptedEngine, render_page
 from PIL import Image
 from test_document import scan_pdf, text_pdf, tiff
 

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import render_page
+from _helpers import render_page
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import needs_paddle
+from _helpers import needs_paddle
 
 from rythmiq import ModelError, OptionsError
 from rythmiq._system import usable_cpus

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import pytest
-from conftest import DEV, PAGE_LINES, dev_rows, render_page
+from _helpers import DEV, PAGE_LINES, dev_rows, render_page
 from numpy.typing import NDArray
 from PIL import Image
 

@@ -196,7 +196,7 @@ def _two_line_page(lines: list[str]) -> np.ndarray:
     try:
         font = ImageFont.truetype("DejaVuSans.ttf", 40)
     except OSError:
-        from conftest import render_page
+        from _helpers import render_page
 
         return render_page(lines, width=1200, height=500, font_size=40, margin=80)
     page = Image.new("RGB", (1200, 500), "white")
@@ -210,7 +210,7 @@ def _two_line_page(lines: list[str]) -> np.ndarray:
 def test_paddleocr_reads_a_page_with_the_built_folders(
     built: tuple[Path, dict[str, Path]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from conftest import PAGE_LINES
+    from _helpers import PAGE_LINES
 
     from rythmiq.metrics import word_f1
 

@@ -8,7 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import ScriptedEngine
+from _helpers import ScriptedEngine
 from PIL import Image
 
 from rythmiq import InputError, OptionsError, ProcessOptions, ProcessResult, process

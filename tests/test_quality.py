@@ -5,7 +5,7 @@ import itertools
 import cv2
 import numpy as np
 import pytest
-from conftest import DEV, dev_rows, render_page
+from _helpers import DEV, dev_rows, render_page
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays

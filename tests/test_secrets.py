@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest import render_page
+from _helpers import render_page
 from PIL import Image
 
 from rythmiq.keyring import Keyring

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ScriptedEngine
+from _helpers import ScriptedEngine
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_worker import KEYRING, one_json, png, run_worker, worker_env

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import ScriptedEngine, render_page
+from _helpers import ScriptedEngine, render_page
 from PIL import Image
 
 from rythmiq import StorageError, process

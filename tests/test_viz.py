@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import ScriptedEngine, render_page
+from _helpers import ScriptedEngine, render_page
 from PIL import Image
 
 import rythmiq

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PAGE_LINES, render_page
+from _helpers import PAGE_LINES, render_page
 from PIL import Image
 
 from rythmiq.crypto import EncryptionContext, decrypt
