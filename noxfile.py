@@ -54,11 +54,13 @@ def fuzz(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff lint and format check."""
-    session.install("ruff>=0.5")
+    """ruff lint and format check, and the import layers ([tool.importlinter])."""
+    session.install("ruff>=0.5", "import-linter>=2.1")
     paths = ("rythmiq", "tests", "benchmarks", "examples", "docs", "noxfile.py")
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
+    # lint-imports reads the source tree, not an installed copy: it finds rythmiq/ here.
+    session.run("lint-imports", env={"PYTHONPATH": "."})
 
 
 @nox.session(python=PYTHON)
@@ -157,7 +159,8 @@ PDF_CHECK = """\
 import io, json, sys
 import pypdfium2 as pdfium
 from PIL import Image
-from rythmiq.export import _font_path, to_searchable_pdf
+from rythmiq._system import font_path
+from rythmiq.export import to_searchable_pdf
 from rythmiq.ocr import OcrLine, OcrResult
 
 def text_of(data):
@@ -167,7 +170,7 @@ def text_of(data):
     finally:
         doc.close()
 
-font = _font_path()
+font = font_path()
 assert font, "no DejaVu Sans in the image: PDF text outside Latin-1 is written as '?'"
 buf = io.BytesIO()
 Image.new("RGB", (800, 200), "white").save(buf, "JPEG")

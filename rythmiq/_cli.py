@@ -41,8 +41,8 @@ from rythmiq._util import format_bytes
 from rythmiq._version import __version__
 
 if TYPE_CHECKING:
-    from rythmiq._process import ProcessOptions
     from rythmiq.keyring import Keyring
+    from rythmiq.options import ProcessOptions
     from rythmiq.results import PageResult, ProcessResult
     from rythmiq.storage import Store
 
@@ -417,8 +417,8 @@ def process(
     read, and with --out each page gets its own normalized image under pages/NNNN/. --pdf,
     --hocr and --txt choose the document outputs stored next to them (default: --txt).
     """
-    from rythmiq._process import ProcessOptions
-    from rythmiq._process import process as run_process
+    from rythmiq.options import ProcessOptions
+    from rythmiq.pipeline import process as run_process
 
     given = {
         "threshold": threshold,

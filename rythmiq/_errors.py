@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
+from rythmiq._public import public
 from rythmiq._redact import redact
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 
+@public
 class ExitCode(enum.IntEnum):
     """Process exit codes used by the CLI and the worker shim.
 
@@ -42,6 +44,7 @@ class ExitCode(enum.IntEnum):
     BUNDLE = 9  # a runtime bundle cannot be built or used (rythmiq bundle, rythmiq-launch.py)
 
 
+@public
 class RythmiqError(Exception):
     """Base class of every error rythmiq raises on purpose.
 
@@ -72,6 +75,7 @@ class RythmiqError(Exception):
         return {"code": self.code, "message": self.message, "exit_code": int(self.exit_code)}
 
 
+@public
 class OptionsError(RythmiqError, ValueError):
     """An argument or option value is invalid. Also a :class:`ValueError`."""
 
@@ -79,6 +83,7 @@ class OptionsError(RythmiqError, ValueError):
     exit_code = ExitCode.USAGE
 
 
+@public
 class InputError(RythmiqError):
     """The input document cannot be used: unreadable, unsupported, empty or too large.
 
@@ -90,6 +95,7 @@ class InputError(RythmiqError):
     exit_code = ExitCode.INPUT
 
 
+@public
 class ModelError(RythmiqError):
     """An OCR model is missing or failed to load. The message carries an install hint.
 
@@ -100,6 +106,7 @@ class ModelError(RythmiqError):
     exit_code = ExitCode.MODEL
 
 
+@public
 class OcrError(RythmiqError):
     """The OCR engine failed while reading an image that did load (``ocr.failed``)."""
 
@@ -107,6 +114,7 @@ class OcrError(RythmiqError):
     exit_code = ExitCode.INTERNAL
 
 
+@public
 class StorageError(RythmiqError):
     """Reading or writing an artifact store failed (``storage.*``)."""
 
@@ -114,6 +122,7 @@ class StorageError(RythmiqError):
     exit_code = ExitCode.STORAGE
 
 
+@public
 class CryptoError(RythmiqError):
     """Encryption or decryption failed, or the ciphertext was tampered with (``crypto.*``)."""
 
@@ -121,6 +130,7 @@ class CryptoError(RythmiqError):
     exit_code = ExitCode.CRYPTO
 
 
+@public
 class PayloadError(RythmiqError):
     """A worker payload is invalid (``payload.*``)."""
 
@@ -128,6 +138,7 @@ class PayloadError(RythmiqError):
     exit_code = ExitCode.PAYLOAD
 
 
+@public
 class BatchError(RythmiqError):
     """A document of a batch was lost with its worker process (``batch.*``).
 
@@ -141,6 +152,7 @@ class BatchError(RythmiqError):
     exit_code = ExitCode.INTERNAL
 
 
+@public
 class BundleError(RythmiqError):
     """A runtime bundle cannot be built or used (``bundle.*``).
 

@@ -14,11 +14,19 @@ import math
 from html import escape
 from typing import TYPE_CHECKING
 
+from rythmiq._errors import RythmiqError
 from rythmiq._util import format_bytes
+from rythmiq.quality import (
+    BLACK_POINT_GATE,
+    RANGE_GATE,
+    SHARPNESS_GATE,
+    WHITE_POINT_GATE,
+    QualityReport,
+)
+from rythmiq.viz import CONFIDENCE_HIGH, CONFIDENCE_LOW, confidence_color, draw_ocr
 
 if TYPE_CHECKING:
     from rythmiq.ocr import OcrResult
-    from rythmiq.quality import QualityReport
     from rythmiq.results import ProcessResult, Timings
 
 __all__ = ["ocr_result_html", "process_result_html", "quality_report_html"]
@@ -134,8 +142,6 @@ def _clip(text: str, limit: int = _MAX_CELL_CHARS) -> str:
 
 def _confidence(confidence: float) -> str:
     """A square in the confidence's box colour (see :mod:`rythmiq.viz`), then the number."""
-    from rythmiq.viz import confidence_color
-
     r, g, b = confidence_color(confidence)
     return f'<span style="color:rgb({r},{g},{b})">&#9632;</span>&nbsp;{confidence:.2f}'
 
@@ -144,13 +150,6 @@ def _confidence(confidence: float) -> str:
 
 
 def _quality_body(report: QualityReport) -> str:
-    from rythmiq.quality import (
-        BLACK_POINT_GATE,
-        RANGE_GATE,
-        SHARPNESS_GATE,
-        WHITE_POINT_GATE,
-    )
-
     verdict = _badge("PASS", _PASS) if report.passed else _badge("FAIL", _FAIL)
     relation = "&ge;" if report.passed else "&lt;"
     head = _heading(
@@ -168,73 +167,23 @@ def _quality_body(report: QualityReport) -> str:
             ]
         )
 
-    def raw_row(name: str, fraction: float, value: str, note: str, marker: float | None) -> str:
-        return _tr(
-            [_td(name), _td(_bar(fraction, _NEUTRAL, marker)), _td(value, _NUM), _td(_muted(note))]
-        )
-
-    st = report.exposure_stats
-    gate = _log_fraction(SHARPNESS_GATE)
     rows = [
         _tr([_th("metric"), _th("", _CELL), _th("value", _NUM), _th("", _CELL)]),
         score_row("score", report.score),
         score_row("sharpness", report.sharpness),
         score_row("exposure", report.exposure),
-        raw_row(
-            "tile Laplacian variance",
-            _log_fraction(report.tile_laplacian_variance),
-            f"{report.tile_laplacian_variance:.1f}",
-            f"log scale; gate {SHARPNESS_GATE:g} scores 0.80",
-            gate,
-        ),
-        raw_row(
-            "Laplacian variance",
-            _log_fraction(report.laplacian_variance),
-            f"{report.laplacian_variance:.1f}",
-            "whole image, log scale",
-            gate,
-        ),
-        raw_row(
-            "content fraction",
-            report.content_fraction,
-            f"{report.content_fraction:.3f}",
-            "tiles holding content",
-            None,
-        ),
-        raw_row(
-            "white point",
-            st.white_point,
-            f"{st.white_point:.3f}",
-            f"paper; gate {WHITE_POINT_GATE:g} (underexposed below)",
-            WHITE_POINT_GATE,
-        ),
-        raw_row(
-            "black point",
-            st.black_point,
-            f"{st.black_point:.3f}",
-            f"ink; gate {BLACK_POINT_GATE:g} (overexposed above)",
-            BLACK_POINT_GATE,
-        ),
-        raw_row(
-            "dynamic range",
-            st.dynamic_range,
-            f"{st.dynamic_range:.3f}",
-            f"gate {RANGE_GATE:g} (low contrast below)",
-            RANGE_GATE,
-        ),
-        raw_row("mean luminance", st.mean, f"{st.mean:.3f}", "", None),
-        raw_row("RMS contrast", st.std, f"{st.std:.3f}", "", None),
-        raw_row(
-            "shadows clipped", st.shadows_clipped, f"{st.shadows_clipped:.3f}", "&le; 2/255", None
-        ),
-        raw_row(
-            "highlights clipped",
-            st.highlights_clipped,
-            f"{st.highlights_clipped:.3f}",
-            "&ge; 253/255",
-            None,
-        ),
     ]
+    for name, fraction, value, note, marker in _raw_measures(report):
+        rows.append(
+            _tr(
+                [
+                    _td(name),
+                    _td(_bar(fraction, _NEUTRAL, marker)),
+                    _td(value, _NUM),
+                    _td(_muted(note)),
+                ]
+            )
+        )
     reasons = ", ".join(escape(r) for r in report.reasons) if report.reasons else "none"
     w, h = report.analysis_size
     foot = (
@@ -242,6 +191,61 @@ def _quality_body(report: QualityReport) -> str:
         f"{_muted(f'(measured at {w}&times;{h} px)')}</div>"
     )
     return head + _table(rows) + foot
+
+
+def _raw_measures(report: QualityReport) -> list[tuple[str, float, str, str, float | None]]:
+    """The measures behind the scores: ``(name, bar fraction, value, note, gate marker)``."""
+    st = report.exposure_stats
+    gate = _log_fraction(SHARPNESS_GATE)
+    tile_lv, lv = report.tile_laplacian_variance, report.laplacian_variance
+    return [
+        (
+            "tile Laplacian variance",
+            _log_fraction(tile_lv),
+            f"{tile_lv:.1f}",
+            f"log scale; gate {SHARPNESS_GATE:g} scores 0.80",
+            gate,
+        ),
+        ("Laplacian variance", _log_fraction(lv), f"{lv:.1f}", "whole image, log scale", gate),
+        (
+            "content fraction",
+            report.content_fraction,
+            f"{report.content_fraction:.3f}",
+            "tiles holding content",
+            None,
+        ),
+        (
+            "white point",
+            st.white_point,
+            f"{st.white_point:.3f}",
+            f"paper; gate {WHITE_POINT_GATE:g} (underexposed below)",
+            WHITE_POINT_GATE,
+        ),
+        (
+            "black point",
+            st.black_point,
+            f"{st.black_point:.3f}",
+            f"ink; gate {BLACK_POINT_GATE:g} (overexposed above)",
+            BLACK_POINT_GATE,
+        ),
+        (
+            "dynamic range",
+            st.dynamic_range,
+            f"{st.dynamic_range:.3f}",
+            f"gate {RANGE_GATE:g} (low contrast below)",
+            RANGE_GATE,
+        ),
+        ("mean luminance", st.mean, f"{st.mean:.3f}", "", None),
+        ("RMS contrast", st.std, f"{st.std:.3f}", "", None),
+        ("shadows clipped", st.shadows_clipped, f"{st.shadows_clipped:.3f}", "&le; 2/255", None),
+        (
+            "highlights clipped",
+            st.highlights_clipped,
+            f"{st.highlights_clipped:.3f}",
+            "&ge; 253/255",
+            None,
+        ),
+    ]
 
 
 def quality_report_html(report: QualityReport) -> str:
@@ -253,8 +257,6 @@ def quality_report_html(report: QualityReport) -> str:
 
 
 def _ocr_summary(ocr: OcrResult) -> str:
-    from rythmiq.viz import CONFIDENCE_HIGH, CONFIDENCE_LOW
-
     n = len(ocr.lines)
     low = sum(1 for ln in ocr.lines if ln.confidence < CONFIDENCE_LOW)
     medium = sum(1 for ln in ocr.lines if CONFIDENCE_LOW <= ln.confidence < CONFIDENCE_HIGH)
@@ -321,9 +323,6 @@ def _ocr_skipped(reason: str | None) -> str:
 
 
 def _thumbnail(result: ProcessResult) -> str:
-    from rythmiq._errors import RythmiqError
-    from rythmiq.viz import draw_ocr
-
     try:
         im = draw_ocr(result, max_size=THUMBNAIL_SIZE)
     except RythmiqError as exc:

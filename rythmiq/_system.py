@@ -1,13 +1,16 @@
-"""What the machine lets this process use: usable cores (affinity and cgroup quota)."""
+"""What the machine lets this process use: usable cores (affinity and cgroup quota), memory,
+and the Unicode font searchable PDFs are written with."""
 
 from __future__ import annotations
 
+import functools
+import glob
 import math
 import os
 import resource
 from pathlib import Path
 
-__all__ = ["rss_mb", "usable_cpus"]
+__all__ = ["FONT_GLOBS", "font_path", "rss_mb", "usable_cpus"]
 
 
 def _cgroup_cpu_limit() -> float | None:
@@ -50,3 +53,28 @@ def rss_mb() -> tuple[float, float]:
     except (OSError, ValueError, IndexError):
         current = peak
     return current, peak
+
+
+# Where DejaVu Sans is looked for, in order, after $RYTHMIQ_PDF_FONT.
+FONT_GLOBS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/**/DejaVuSans.ttf",
+    "/usr/local/share/fonts/**/DejaVuSans.ttf",
+    "/Library/Fonts/DejaVuSans.ttf",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def font_path() -> str | None:
+    """The DejaVu Sans file searchable PDFs use (``$RYTHMIQ_PDF_FONT`` first), or ``None``."""
+    # A runtime bundle carries its own copy (the launcher sets the variable): Camber's base
+    # image may have no fonts at all.
+    given = os.environ.get("RYTHMIQ_PDF_FONT")
+    if given and os.path.isfile(given):
+        return given
+    for pattern in FONT_GLOBS:
+        for path in sorted(glob.glob(pattern, recursive=True)):
+            if os.path.isfile(path):
+                return path
+    return None

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import connection
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
@@ -44,20 +45,22 @@ from rythmiq._errors import (
     RythmiqError,
     error_dict,
 )
+from rythmiq._loading import Source
+from rythmiq._public import public
 from rythmiq._redact import redact
 from rythmiq._system import rss_mb, usable_cpus
+from rythmiq._util import positive_int
+from rythmiq.keyring import Keyring, load_keyring
+from rythmiq.layout import Ids
+from rythmiq.ocr import OcrEngine, create_engine
+from rythmiq.options import ProcessOptions
+from rythmiq.pipeline import process
+from rythmiq.results import ProcessResult
+from rythmiq.storage import Store
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
-
-    from rythmiq._loading import Source
-    from rythmiq._process import ProcessOptions
-    from rythmiq.keyring import Keyring
-    from rythmiq.layout import Ids
-    from rythmiq.ocr import OcrEngine
-    from rythmiq.results import ProcessResult
-    from rythmiq.storage import Store
 
     IdsSpec = Sequence[Ids] | Callable[[int, Source], Ids] | None
 
@@ -84,6 +87,7 @@ EngineFactory = Callable[[], "OcrEngine"]
 # --------------------------------------------------------------------------- result types
 
 
+@public
 @dataclass(frozen=True)
 class BatchResult:
     """The outcome of one document of a batch: a result or an error, never both.
@@ -129,6 +133,7 @@ class BatchResult:
         }
 
 
+@public
 @dataclass(frozen=True)
 class BatchProgress:
     """Where a batch stands; passed to ``on_progress`` after every document.
@@ -176,10 +181,8 @@ def plan_workers(
     """
     n = usable_cpus() if cores is None else cores
     for name, value in (("workers", workers), ("threads", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise OptionsError(f"{name} must be a positive integer, got {value!r}")
-        if value is not None and value < 1:
-            raise OptionsError(f"{name} must be a positive integer, got {value!r}")
+        if value is not None:
+            positive_int(value, name)
     t = threads or 1
     w = workers if workers is not None else max(1, n // t)
     if w > n:
@@ -231,8 +234,6 @@ def run_document(
     as is, and any other exception (a bug, a library failure) becomes an ``internal`` error
     whose message names the exception type, with secrets redacted.
     """
-    from rythmiq._process import process
-
     try:
         return process(
             source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
@@ -258,8 +259,6 @@ def _worker_main(
         if engine_factory is not None:
             engine = engine_factory()
         elif options.ocr:
-            from rythmiq.ocr import create_engine
-
             engine = create_engine(options.engine_config())
     except RythmiqError as exc:
         conn.send(("fatal", exc))
@@ -373,6 +372,7 @@ def _death(worker: _Worker) -> str:
     return f"the worker process (pid {worker.pid}) exited with status {code}"
 
 
+@public
 def process_many(
     sources: Iterable[Source],
     *,
@@ -427,48 +427,14 @@ def process_many(
         CryptoError: A store was given and no keyring can be found.
         BatchError: ``batch.worker_start_failed``: workers keep dying before they start.
     """
-    import multiprocessing
-
-    from rythmiq._process import ProcessOptions
-
-    opts = options if options is not None else ProcessOptions()
-    if not isinstance(opts, ProcessOptions):
-        raise OptionsError(f"options must be a ProcessOptions, got {type(opts).__name__}")
-    if max_docs_per_worker is not None and (
-        isinstance(max_docs_per_worker, bool)
-        or not isinstance(max_docs_per_worker, int)
-        or max_docs_per_worker < 1
-    ):
-        raise OptionsError(
-            f"max_docs_per_worker must be a positive integer or None, got {max_docs_per_worker!r}"
-        )
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise OptionsError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if start_method not in multiprocessing.get_all_start_methods():
-        raise OptionsError(
-            f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
-            f"got {start_method!r}"
-        )
+    opts = _checked_options(options, max_docs_per_worker, timeout, start_method)
     total = len(sources) if isinstance(sources, Sequence) else None
     if total is not None and workers is None:
         workers = min(total, plan_workers(None, opts.threads)[0]) or 1
     n_workers, threads = plan_workers(workers, opts.threads)
     if threads != opts.threads:
-        from dataclasses import replace
-
         opts = replace(opts, threads=threads)
-    store_obj = _open_store(store)
-    if store_obj is not None:
-        if ids is None:
-            raise OptionsError("ids (a sequence or a function of (index, source)) is needed")
-        if keyring is None:
-            from rythmiq.keyring import load_keyring
-
-            keyring = load_keyring().keyring
-    elif ids is not None:
-        raise OptionsError("ids are only used with a store")
-    if isinstance(ids, Sequence) and total is not None and len(ids) != total:
-        raise OptionsError(f"got {len(ids)} ids for {total} sources")
+    store_obj, keyring = _store_and_keyring(store, ids, keyring, total)
     return _run(
         iter(sources),
         total=total,
@@ -483,6 +449,45 @@ def process_many(
         ordered=ordered,
         on_progress=on_progress,
     )
+
+
+def _checked_options(
+    options: ProcessOptions | None,
+    max_docs_per_worker: int | None,
+    timeout: float | None,
+    start_method: str,
+) -> ProcessOptions:
+    """The options of :func:`process_many`, checked before any worker starts."""
+    opts = options if options is not None else ProcessOptions()
+    if not isinstance(opts, ProcessOptions):
+        raise OptionsError(f"options must be a ProcessOptions, got {type(opts).__name__}")
+    if max_docs_per_worker is not None:
+        positive_int(max_docs_per_worker, "max_docs_per_worker")
+    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise OptionsError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if start_method not in multiprocessing.get_all_start_methods():
+        raise OptionsError(
+            f"start_method must be one of {multiprocessing.get_all_start_methods()}, "
+            f"got {start_method!r}"
+        )
+    return opts
+
+
+def _store_and_keyring(
+    store: Store | str | None, ids: IdsSpec, keyring: Keyring | None, total: int | None
+) -> tuple[Store | None, Keyring | None]:
+    """The opened store and the keyring its masters need (found here, before any worker)."""
+    store_obj = _open_store(store)
+    if store_obj is not None:
+        if ids is None:
+            raise OptionsError("ids (a sequence or a function of (index, source)) is needed")
+        if keyring is None:
+            keyring = load_keyring().keyring
+    elif ids is not None:
+        raise OptionsError("ids are only used with a store")
+    if isinstance(ids, Sequence) and total is not None and len(ids) != total:
+        raise OptionsError(f"got {len(ids)} ids for {total} sources")
+    return store_obj, keyring
 
 
 class Collector:
@@ -519,8 +524,6 @@ class Collector:
 def _open_store(store: Store | str | None) -> Store | None:
     if store is None:
         return None
-    from rythmiq.storage import Store
-
     obj = Store.open(store) if isinstance(store, str) else store
     if not isinstance(obj, Store):
         raise OptionsError(f"store must be a Store or a URL, got {type(store).__name__}")

@@ -65,6 +65,7 @@ from rythmiq._registry import (
     BundleCompression,
     BundleInstaller,
 )
+from rythmiq._system import font_path
 
 __all__ = [
     "COMPRESSIONS",
@@ -367,9 +368,7 @@ def _drop_build_records(site: Path) -> None:
 
 def _copy_font(root: Path) -> None:
     """Copy the build machine's DejaVu Sans (and its licence) into the bundle, if it has one."""
-    from rythmiq.export import _font_path
-
-    found = _font_path()
+    found = font_path()
     if found is None or Path(found).name != Path(FONT).name:
         log.info("no DejaVu Sans on this machine: the bundle carries no font")
         return
@@ -691,33 +690,18 @@ def build_bundle(
     all_extras = sorted(set(extras) | {x for e in engines if (x := ENGINES[e].extra)})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    constraints_path = Path(constraints).resolve() if constraints is not None else None
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="rythmiq-bundle-") as tmp:
         work = Path(tmp)
-        source = Path(wheel).resolve() if wheel is not None else _rythmiq_wheel(work)
-        if not source.is_file():
-            raise OptionsError(f"wheel {source} does not exist")
-        requirement = str(source) + (f"[{','.join(all_extras)}]" if all_extras else "")
         root = work / "root"
-        site = root / SITE
-        name, command = _install_command(
-            installer,
-            requirement,
-            site,
-            python=python,
-            platform=platform,
-            uv_platform=uv_platform,
-            constraints=constraints_path,
-        )
-        t = time.perf_counter()
-        _run(command, f"installing {requirement.rsplit('/', 1)[-1]} with {name}")
-        seconds["install"] = time.perf_counter() - t
+        with _timed(seconds, "install"):
+            name = _install(
+                work, root, wheel, all_extras, installer, python, platform, uv_platform, constraints
+            )
         _tidy(root, prune=prune, font=font)
-        t = time.perf_counter()
-        if compile_with is not None:
-            _compile(compile_with, site)
-        seconds["bytecode"] = time.perf_counter() - t
+        with _timed(seconds, "bytecode"):
+            if compile_with is not None:
+                _compile(compile_with, root / SITE)
         manifest = _manifest(
             root,
             engines=engines,
@@ -730,15 +714,24 @@ def build_bundle(
             bytecode=compile_with is not None,
             prune=prune,
         )
-        if manifest["rythmiq"] == "?":
-            raise BundleError(
-                "the install holds no rythmiq distribution", code="bundle.build_failed"
-            )
-        manifest_bytes = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
-        t = time.perf_counter()
-        archive = _write_archive(out, root, manifest_bytes, manifest, packer, python, platform)
-        seconds["pack"] = time.perf_counter() - t
-    launcher = out / LAUNCHER_NAME
+        manifest_bytes = _manifest_bytes(manifest)
+        with _timed(seconds, "pack"):
+            archive = _write_archive(out, root, manifest_bytes, manifest, packer, python, platform)
+    return _built(archive, manifest, manifest_bytes, seconds)
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The manifest as the archive stores it (checked to name a rythmiq distribution)."""
+    if manifest["rythmiq"] == "?":
+        raise BundleError("the install holds no rythmiq distribution", code="bundle.build_failed")
+    return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _built(
+    archive: Path, manifest: dict[str, Any], manifest_bytes: bytes, seconds: dict[str, float]
+) -> Bundle:
+    """Write the launcher beside ``archive``; the :class:`Bundle` that was built."""
+    launcher = archive.parent / LAUNCHER_NAME
     _write_atomic(launcher, launcher_source().encode("utf-8"), 0o755)
     return Bundle(
         path=archive,
@@ -750,3 +743,43 @@ def build_bundle(
         files=len(manifest["files"]),
         seconds=MappingProxyType({k: round(v, 3) for k, v in seconds.items()}),
     )
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """Record the wall seconds of the ``with`` body as ``seconds[step]``."""
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[step] = time.perf_counter() - t
+
+
+def _install(
+    work: Path,
+    root: Path,
+    wheel: str | os.PathLike[str] | None,
+    extras: Sequence[str],
+    installer: BundleInstaller,
+    python: str,
+    platform: str,
+    uv_platform: str,
+    constraints: str | os.PathLike[str] | None,
+) -> str:
+    """Step "install": rythmiq's wheel and its dependencies for the target into ``root``'s
+    site folder; the installer's name."""
+    source = Path(wheel).resolve() if wheel is not None else _rythmiq_wheel(work)
+    if not source.is_file():
+        raise OptionsError(f"wheel {source} does not exist")
+    requirement = str(source) + (f"[{','.join(extras)}]" if extras else "")
+    name, command = _install_command(
+        installer,
+        requirement,
+        root / SITE,
+        python=python,
+        platform=platform,
+        uv_platform=uv_platform,
+        constraints=Path(constraints).resolve() if constraints is not None else None,
+    )
+    _run(command, f"installing {requirement.rsplit('/', 1)[-1]} with {name}")
+    return name

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rythmiq._errors import CryptoError, OptionsError
+from rythmiq._public import public
 from rythmiq.keyring import KEY_ID_PATTERN, KEY_SIZE, Keyring
 
 __all__ = [
@@ -85,6 +86,7 @@ _AUTH_FAILED = (
 )
 
 
+@public
 @dataclass(frozen=True)
 class EncryptionContext:
     """What an object is, bound into its encryption: decrypting needs the same three values.

@@ -35,10 +35,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import BatchError, OptionsError, RythmiqError
 from rythmiq._system import rss_mb
+from rythmiq._util import positive_int
 from rythmiq.batch import (
     BatchProgress,
     BatchResult,
@@ -49,6 +51,10 @@ from rythmiq.batch import (
     _untyped,
     run_document,
 )
+from rythmiq.keyring import Keyring, load_keyring
+from rythmiq.ocr import create_engine
+from rythmiq.options import ProcessOptions
+from rythmiq.storage import Store
 
 try:
     from distributed import Client, WorkerPlugin, as_completed, get_worker
@@ -60,11 +66,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from rythmiq._loading import Source
-    from rythmiq._process import ProcessOptions
-    from rythmiq.keyring import Keyring
     from rythmiq.layout import Ids
     from rythmiq.ocr import OcrEngine, OcrResult
-    from rythmiq.storage import Store
 
 __all__ = ["PLUGIN_NAME", "EnginePlugin", "process_on_cluster", "restore_malloc_thresholds"]
 
@@ -178,8 +181,6 @@ class EnginePlugin(WorkerPlugin):
 
     def setup(self, worker: Any = None) -> None:
         """Create the engine, open the store and find the keyring (raises what fails)."""
-        from rythmiq.storage import Store
-
         if self.tune_malloc:
             self.malloc_tuned = restore_malloc_thresholds()
         if isinstance(self.store_spec, str):
@@ -187,15 +188,11 @@ class EnginePlugin(WorkerPlugin):
         else:
             self.store = self.store_spec
         if self.store is not None and self.keyring is None:
-            from rythmiq.keyring import load_keyring
-
             self.keyring = load_keyring().keyring
         engine: OcrEngine | None = None
         if self.engine_factory is not None:
             engine = self.engine_factory()
         elif self.options.ocr:
-            from rythmiq.ocr import create_engine
-
             engine = create_engine(self.options.engine_config())
         self.engine = _SerialEngine(engine) if engine is not None else None
 
@@ -269,22 +266,18 @@ def process_on_cluster(
         OptionsError: An argument is invalid.
         ModelError: A worker could not create the OCR engine (raised by plugin set-up).
     """
-    from rythmiq._process import ProcessOptions
-
     opts = options if options is not None else ProcessOptions()
     if not isinstance(opts, ProcessOptions):
         raise OptionsError(f"options must be a ProcessOptions, got {type(opts).__name__}")
     if opts.threads is None:
-        from dataclasses import replace
-
         opts = replace(opts, threads=1)
     if (store is None) != (ids is None):
         raise OptionsError("a store and ids go together")
     total = len(sources) if isinstance(sources, Sequence) else None
     if isinstance(ids, Sequence) and total is not None and len(ids) != total:
         raise OptionsError(f"got {len(ids)} ids for {total} sources")
-    if max_in_flight is not None and (not isinstance(max_in_flight, int) or max_in_flight < 1):
-        raise OptionsError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+    if max_in_flight is not None:
+        positive_int(max_in_flight, "max_in_flight")
     client.register_plugin(EnginePlugin(opts, engine_factory, store, keyring, tune_malloc))
     if max_in_flight is None:
         threads = sum(client.nthreads().values()) or 1

@@ -13,17 +13,15 @@ axis-aligned bounds of their box; the angle of a rotated box is not reproduced.
 
 from __future__ import annotations
 
-import functools
-import glob
 import io
 import math
-import os
 import re
 from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq._system import font_path
 from rythmiq._version import __version__
 from rythmiq.results import ProcessResult
 
@@ -33,13 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["result_to_hocr", "result_to_pdf", "to_hocr", "to_searchable_pdf", "to_text"]
 
 # Where to look for DejaVu Sans, first match wins. Distributions put it in different folders.
-FONT_GLOBS = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/**/DejaVuSans.ttf",
-    "/usr/local/share/fonts/**/DejaVuSans.ttf",
-    "/Library/Fonts/DejaVuSans.ttf",
-)
 # Vertical metrics (em fractions) used to fit a line's font into its box: DejaVu Sans's
 # ascender and descender, close enough to Helvetica's for the fallback too.
 _ASCENT = 0.93
@@ -165,7 +156,7 @@ def to_searchable_pdf(pages: Sequence[tuple[bytes, OcrResult, float]]) -> bytes:
     pdf.set_creator("rythmiq")
     pdf.set_auto_page_break(False)
     pdf.set_margin(0)
-    font = _font_path()
+    font = font_path()
     if font is not None:
         pdf.add_font("rythmiq-text", fname=font)
         pdf.set_font("rythmiq-text", size=12)
@@ -289,20 +280,6 @@ def _jpeg_size(data: bytes, index: int) -> tuple[int, int]:
             code="input.unsupported",
         )
     return int(size[0]), int(size[1])
-
-
-@functools.lru_cache(maxsize=1)
-def _font_path() -> str | None:
-    # A runtime bundle carries its own copy (the launcher sets the variable): Camber's base
-    # image may have no fonts at all.
-    given = os.environ.get("RYTHMIQ_PDF_FONT")
-    if given and os.path.isfile(given):
-        return given
-    for pattern in FONT_GLOBS:
-        for path in sorted(glob.glob(pattern, recursive=True)):
-            if os.path.isfile(path):
-                return path
-    return None
 
 
 def _encodable(pdf: Any, text: str, unicode_font: bool) -> str:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from rythmiq._errors import CryptoError, OptionsError
+from rythmiq._public import public
 
 __all__ = [
     "KEYRING_FORMAT_VERSION",
@@ -71,6 +72,7 @@ def _new_key_id() -> str:
     return f"k-{day}-{secrets.token_hex(4)}"
 
 
+@public
 class Keyring:
     """An immutable set of named 256-bit keys, one of them primary.
 
@@ -327,6 +329,7 @@ def default_keyring_path(*, environ: Mapping[str, str] | None = None) -> str:
     return os.path.join(config, "rythmiq", "keyring.json")
 
 
+@public
 def load_keyring(
     *, environ: Mapping[str, str] | None = None, create: bool = False
 ) -> LoadedKeyring:

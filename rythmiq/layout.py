@@ -32,6 +32,7 @@ from typing import Literal
 from urllib.parse import unquote
 
 from rythmiq._errors import StorageError
+from rythmiq._public import public
 
 __all__ = [
     "ARTIFACT_KINDS",
@@ -100,6 +101,7 @@ def validate_id(value: object, name: str = "id") -> str:
     return value
 
 
+@public
 @dataclass(frozen=True)
 class Ids:
     """The ids that place a document's artifacts, validated on construction.

@@ -539,17 +539,42 @@ def detect_orientation(
     if axis.axis_margin < _AXIS_AMBIGUOUS:
         other = 90 - axis.rotation
         skews[other] = _skew(*_points(ink.mask, other), max_skew, detect_skew)
+    scores = _read_rounds(pixels, engine, _line_queues(ink, scale, skews))
+    if max(scores.values()) <= 0:
+        return Orientation(0, 0.0, 0.0, "unreadable")
+    prior = {axis.rotation: _PRIOR}
+    best = max(scores, key=lambda r: scores[r] * prior.get(r, 1.0))
+    other_score = max(v for r, v in scores.items() if r != best)
+    confidence = min(1.0, max(0.0, 1.0 - other_score / scores[best])) if scores[best] else 0.0
+    skew = skews[best % 180] if detect_skew else 0.0
+    return Orientation(best, float(skew), float(confidence), "profile+recognition")
+
+
+def _line_queues(
+    ink: _Ink, scale: float, skews: dict[int, float]
+) -> dict[int, tuple[NDArray[np.float64], list[_Band]]]:
+    """For each candidate axis: the full-resolution-to-levelled-frame matrix, and the text
+    line bands found in the levelled ink mask, in reading order."""
     queues: dict[int, tuple[NDArray[np.float64], list[_Band]]] = {}
     for base, base_skew in skews.items():
-        to_frame, _ = _frame_matrix(small.shape, base, base_skew)
+        to_frame, _ = _frame_matrix(ink.mask.shape, base, base_skew)
         # Full resolution -> small -> levelled frame.
         full_to_frame = np.hstack([to_frame[:, :2] * scale, to_frame[:, 2:]])
         queues[base] = (
             full_to_frame,
             _find_bands(_levelled(ink.mask, base, base_skew), ink.letter),
         )
-    scores = {r: 0.0 for base in skews for r in (base, base + 180)}
-    prior = {axis.rotation: _PRIOR}
+    return queues
+
+
+def _read_rounds(
+    pixels: NDArray[np.uint8],
+    engine: OcrEngine,
+    queues: dict[int, tuple[NDArray[np.float64], list[_Band]]],
+) -> dict[int, float]:
+    """Score each way up over rounds of 1, 2 and 3 more line crops per axis, until one way
+    is decisive or no line is left (see :func:`detect_orientation`)."""
+    scores = {r: 0.0 for base in queues for r in (base, base + 180)}
     for n in _ROUNDS:
         crops: list[tuple[int, NDArray[np.uint8]]] = []
         for base, (full_to_frame, bands) in queues.items():
@@ -564,13 +589,7 @@ def detect_orientation(
         ranked = sorted(scores.values(), reverse=True)
         if ranked[0] >= _DECISIVE_SCORE and ranked[0] >= _DECISIVE_RATIO * ranked[1]:
             break
-    if max(scores.values()) <= 0:
-        return Orientation(0, 0.0, 0.0, "unreadable")
-    best = max(scores, key=lambda r: scores[r] * prior.get(r, 1.0))
-    other_score = max(v for r, v in scores.items() if r != best)
-    confidence = min(1.0, max(0.0, 1.0 - other_score / scores[best])) if scores[best] else 0.0
-    skew = skews[best % 180] if detect_skew else 0.0
-    return Orientation(best, float(skew), float(confidence), "profile+recognition")
+    return scores
 
 
 def _levelled(mask: NDArray[np.bool_], rotation: int, skew: float) -> NDArray[np.bool_]:

@@ -20,8 +20,9 @@ from importlib import resources
 from typing import Any
 
 from rythmiq._errors import OptionsError, PayloadError, StorageError
-from rythmiq._process import ProcessOptions
+from rythmiq._util import positive_int
 from rythmiq.layout import Ids, validate_id, validate_input_key
+from rythmiq.options import ProcessOptions
 
 __all__ = [
     "CAMBER_CONCURRENT_JOBS",
@@ -291,10 +292,8 @@ def _shard_count(n: int, shards: int | None, per_job: int | None) -> int:
     if shards is not None and per_job is not None:
         raise OptionsError("give shards or per_job, not both")
     for name, value in (("shards", shards), ("per_job", per_job)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
-        if value is not None and value < 1:
-            raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
+        if value is not None:
+            positive_int(value, name)
     minimum = math.ceil(n / MAX_DOCUMENTS)
     if per_job is not None:
         count = math.ceil(n / per_job)
@@ -351,6 +350,22 @@ def split_payload(
             shard would be over :data:`MAX_PAYLOAD_BYTES` (use more shards).
         OptionsError: ``shards`` or ``per_job`` is not an integer >= 1, or both are given.
     """
+    data, job_id = _splittable(payload)
+    entries: list[dict[str, Any]] = data["documents"]
+    n = len(entries)
+    count = _shard_count(n, shards, per_job)
+    base, extra = divmod(n, count)
+    out: list[dict[str, Any]] = []
+    start = 0
+    for i in range(1, count + 1):
+        stop = start + base + (1 if i <= extra else 0)
+        out.append(_shard(data, job_id, entries[start:stop], i, count))
+        start = stop
+    return tuple(out)
+
+
+def _splittable(payload: str | bytes | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """The checked JSON object of a payload with a documents list, and its job id."""
     if isinstance(payload, Mapping):
         try:
             payload = json.dumps(payload, allow_nan=False)
@@ -364,46 +379,42 @@ def split_payload(
             "to split; give a documents list",
             code="payload.invalid",
         )
-    entries: list[dict[str, Any]] = data["documents"]
-    n = len(entries)
-    count = _shard_count(n, shards, per_job)
-    base, extra = divmod(n, count)
-    width = len(str(count))
-    out: list[dict[str, Any]] = []
-    start = 0
-    for i in range(1, count + 1):
-        stop = start + base + (1 if i <= extra else 0)
-        suffix = f"-{i:0{width}d}of{count}"
-        job_id = parsed.job_id + suffix
-        try:
-            validate_id(job_id, "job_id")
-        except StorageError:
-            raise PayloadError(
-                f"job_id {parsed.job_id!r} is too long to take the shard suffix {suffix!r}: "
-                f"a job id has at most 128 characters; use a job_id of at most "
-                f"{128 - len(suffix)} characters",
-                code="payload.invalid_id",
-            ) from None
-        shard: dict[str, Any] = {
-            "version": data["version"],
-            "job_id": job_id,
-            "user_id": data["user_id"],
-            "documents": [dict(entry) for entry in entries[start:stop]],
-        }
-        if "options" in data:
-            shard["options"] = copy.deepcopy(data["options"])
-        shard["output"] = data["output"]
-        shard["resume"] = True
-        try:
-            parse_payload(json.dumps(shard, indent=2))
-        except PayloadError as exc:
-            if exc.code != "payload.too_large":
-                raise
-            raise PayloadError(
-                f"shard {i} of {count} would be over the {MAX_PAYLOAD_BYTES}-byte payload "
-                f"limit ({exc.message}); use more shards",
-                code="payload.too_large",
-            ) from None
-        out.append(shard)
-        start = stop
-    return tuple(out)
+    return data, parsed.job_id
+
+
+def _shard(
+    data: dict[str, Any], job_id: str, entries: list[dict[str, Any]], i: int, count: int
+) -> dict[str, Any]:
+    """Shard ``i`` of ``count``: ``entries`` under the job id ``{job_id}-{i}of{count}``,
+    checked as :func:`parse_payload` checks a payload."""
+    suffix = f"-{i:0{len(str(count))}d}of{count}"
+    try:
+        validate_id(job_id + suffix, "job_id")
+    except StorageError:
+        raise PayloadError(
+            f"job_id {job_id!r} is too long to take the shard suffix {suffix!r}: "
+            f"a job id has at most 128 characters; use a job_id of at most "
+            f"{128 - len(suffix)} characters",
+            code="payload.invalid_id",
+        ) from None
+    shard: dict[str, Any] = {
+        "version": data["version"],
+        "job_id": job_id + suffix,
+        "user_id": data["user_id"],
+        "documents": [dict(entry) for entry in entries],
+    }
+    if "options" in data:
+        shard["options"] = copy.deepcopy(data["options"])
+    shard["output"] = data["output"]
+    shard["resume"] = True
+    try:
+        parse_payload(json.dumps(shard, indent=2))
+    except PayloadError as exc:
+        if exc.code != "payload.too_large":
+            raise
+        raise PayloadError(
+            f"shard {i} of {count} would be over the {MAX_PAYLOAD_BYTES}-byte payload "
+            f"limit ({exc.message}); use more shards",
+            code="payload.too_large",
+        ) from None
+    return shard

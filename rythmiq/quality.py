@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq._public import public
 from rythmiq._util import check_image
 
 __all__ = [
@@ -321,6 +322,7 @@ def exposure_score(stats: ExposureStats) -> float:
     return min(_exposure_terms(stats).values())
 
 
+@public
 @dataclass(frozen=True)
 class QualityReport:
     """The verdict on one image.
@@ -366,6 +368,7 @@ class QualityReport:
         return quality_report_html(self)
 
 
+@public
 def score_quality(
     image: NDArray[np.uint8],
     *,

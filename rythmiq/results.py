@@ -1,7 +1,7 @@
 """What processing a document gives back: the result types of :func:`rythmiq.process`.
 
 Plain frozen dataclasses with their JSON forms (``to_dict``, the stored ``result.json``) and
-reprs. They sit below the pipeline (``rythmiq._process``), the writers (``rythmiq.export``)
+reprs. They sit below the pipeline (``rythmiq.pipeline``), the writers (``rythmiq.export``)
 and the drawing (``rythmiq.viz``), which all read them; only the notebook display
 (``_repr_html_``) reaches up, lazily, to ``rythmiq._html``.
 """
@@ -11,17 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rythmiq._errors import OptionsError
+from rythmiq._public import public
 from rythmiq._util import format_bytes
 from rythmiq.layout import Ids
 from rythmiq.ocr import OcrResult
+from rythmiq.orientation import Orientation
 from rythmiq.quality import QualityReport
-
-if TYPE_CHECKING:
-    from rythmiq.orientation import Orientation
-    from rythmiq.storage import Artifact
+from rythmiq.storage import Artifact
 
 __all__ = [
     "STAGES",
@@ -37,6 +36,7 @@ __all__ = [
 STAGES = ("load", "quality", "engine", "orient", "normalize", "ocr", "total")
 
 
+@public
 @dataclass(frozen=True)
 class NormalizedImage:
     """The normalized image, encoded as JPEG, and what normalization did.
@@ -95,6 +95,7 @@ class NormalizedImage:
         )
 
 
+@public
 @dataclass(frozen=True)
 class Preview:
     """A small JPEG for display."""
@@ -116,6 +117,7 @@ class Preview:
         return f"Preview({self.width}x{self.height}, {format_bytes(len(self.data))})"
 
 
+@public
 @dataclass(frozen=True)
 class StageTiming:
     """Wall-clock and CPU seconds (user + system, all threads) of one stage."""
@@ -124,6 +126,7 @@ class StageTiming:
     cpu_s: float
 
 
+@public
 @dataclass(frozen=True)
 class Timings:
     """Per-stage timings. A stage that did not run has zero time.
@@ -151,6 +154,7 @@ class Timings:
         }
 
 
+@public
 @dataclass(frozen=True)
 class PageResult:
     """What :func:`process` learned about one page of a document.
@@ -194,6 +198,7 @@ class PageResult:
         }
 
 
+@public
 @dataclass(frozen=True)
 class ProcessResult:
     """Everything :func:`process` learned about one document (an image, a PDF, a TIFF).

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rythmiq._errors import OptionsError, StorageError
+from rythmiq._public import public
 from rythmiq._redact import SECRET_ENV_VARS, redact
 from rythmiq.layout import validate_input_key
 
@@ -90,6 +91,7 @@ def s3_storage_options(environ: Mapping[str, str] | None = None) -> dict[str, An
     return opts
 
 
+@public
 @dataclass(frozen=True)
 class Artifact:
     """One stored object.
@@ -192,6 +194,7 @@ def _translate(exc: BaseException, action: str, url: str) -> StorageError:
     return StorageError(redact(f"could not {action} {url}: {type(exc).__name__}: {exc}"), code=code)
 
 
+@public
 class Store:
     """A place to read and write artifacts, addressed by keys relative to its root URL.
 

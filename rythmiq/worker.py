@@ -29,20 +29,29 @@ import signal  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass, field, replace  # noqa: E402
+from hashlib import sha256  # noqa: E402
 from types import FrameType  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import Any  # noqa: E402
 
-import rythmiq  # noqa: E402
 from rythmiq._errors import ExitCode, InputError, RythmiqError, error_dict  # noqa: E402
+from rythmiq._logging import setup_logging  # noqa: E402
 from rythmiq._system import rss_mb  # noqa: E402
+from rythmiq.keyring import Keyring, load_keyring  # noqa: E402
 from rythmiq.layout import artifact_key, master_extension, master_folder  # noqa: E402
+from rythmiq.ocr import OcrEngine, create_engine  # noqa: E402
+from rythmiq.payload import (  # noqa: E402
+    DocumentSpec,
+    Payload,
+    parse_payload,
+    read_payload_bytes,
+)
+from rythmiq.persist import store_artifacts  # noqa: E402
+from rythmiq.pipeline import process  # noqa: E402
+from rythmiq.results import ProcessResult  # noqa: E402
+from rythmiq.storage import Artifact, Store  # noqa: E402
 
 _T_RYTHMIQ_IMPORTED = time.time()
 
-if TYPE_CHECKING:
-    from rythmiq.keyring import Keyring
-    from rythmiq.payload import DocumentSpec, Payload
-    from rythmiq.storage import Store
 
 __all__ = ["EXIT_CANCELLED", "main", "run_job"]
 
@@ -89,7 +98,7 @@ class _Stages:
         return {k: {n: round(v, 6) for n, v in t.items()} for k, t in self.totals.items()}
 
 
-def _document_summary(result: rythmiq.ProcessResult) -> dict[str, Any]:
+def _document_summary(result: ProcessResult) -> dict[str, Any]:
     """A short per-document entry: page count, then each page's verdict, OCR and image."""
     return _stored_summary(result.to_dict())
 
@@ -160,10 +169,6 @@ def _stored_entry(
     raw: bytes, store: Store, key: str, payload: Payload, spec: DocumentSpec
 ) -> dict[str, Any] | str:
     """The resumed job-result entry built from the stored ``raw`` bytes, or why it cannot be."""
-    from hashlib import sha256
-
-    from rythmiq.storage import Artifact
-
     try:
         stored = json.loads(raw)
     except ValueError:  # also UnicodeDecodeError
@@ -234,10 +239,6 @@ def _remove_leftovers(store: Store, payload: Payload, redo: list[DocumentSpec]) 
 def _open_job(payload_text: str | bytes, job: dict[str, Any]) -> tuple[Payload, Keyring, Store]:
     """Step "open": the payload, the keyring and the store, and every input there, checked
     before anything is written. The worker never creates keys."""
-    from rythmiq.keyring import load_keyring
-    from rythmiq.payload import parse_payload
-    from rythmiq.storage import Store
-
     payload = parse_payload(payload_text)
     job.update(job_id=payload.job_id, user_id=payload.user_id)
     keyring = load_keyring(create=False).keyring
@@ -266,12 +267,10 @@ def _already_stored(store: Store, payload: Payload) -> dict[str, dict[str, Any]]
     return resumed
 
 
-def _load_engine(payload: Payload, todo: int) -> rythmiq.OcrEngine | None:
+def _load_engine(payload: Payload, todo: int) -> OcrEngine | None:
     """The job's one engine, unless OCR is off or nothing is left to do."""
     if not payload.options.ocr or todo == 0:
         return None
-    from rythmiq.ocr import create_engine
-
     engine = create_engine(payload.options.engine_config())
     if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
         # Paddle installs its own C-level SIGTERM handler when it initialises (to dump a
@@ -295,13 +294,11 @@ def _run_document(
     payload: Payload,
     store: Store,
     keyring: Keyring,
-    engine: rythmiq.OcrEngine | None,
+    engine: OcrEngine | None,
     spent: _Documents,
 ) -> dict[str, Any]:
     """Step "document": read, process and store one document; its job-result entry, whose
     status is ``"cancelled"`` when SIGTERM arrived meanwhile (its artifacts rolled back)."""
-    from rythmiq.persist import store_artifacts
-
     options = payload.options
     entry: dict[str, Any] = {"document_id": spec.document_id, "input": spec.input_key}
     w0, c0 = time.perf_counter(), _cpu()
@@ -310,7 +307,7 @@ def _run_document(
         data = store.read_input(spec.input_key)
         w1, c1 = time.perf_counter(), _cpu()
         spent.stages.add("read", w1 - w0, c1 - c0)
-        result = rythmiq.process(data, options=options, engine=engine)
+        result = process(data, options=options, engine=engine)
         for name, t in result.timings.to_dict().items():
             if name != "total":
                 spent.stages.add(name, t["wall_s"], t["cpu_s"])
@@ -454,16 +451,12 @@ def main(
         debug: Log rythmiq's debug lines and tracebacks to stderr (default: ``$RYTHMIQ_DEBUG``).
         resume: Skip documents already stored by a previous run (see :func:`run_job`).
     """
-    from rythmiq._logging import setup_logging
-
     if debug is None:
         debug = os.environ.get("RYTHMIQ_DEBUG", "") not in ("", "0")
     setup_logging(debug)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         try:
-            from rythmiq.payload import read_payload_bytes
-
             text = read_payload_bytes(payload_path)
         except RythmiqError as exc:
             code, job = int(exc.exit_code), {"status": "error", "error": error_dict(exc)}

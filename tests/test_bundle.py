@@ -26,6 +26,7 @@ from _helpers import render_page
 from PIL import Image
 
 from rythmiq import BundleError, OptionsError
+from rythmiq._system import font_path
 from rythmiq.bundle import (
     LAUNCHER_NAME,
     PRUNED,
@@ -35,7 +36,6 @@ from rythmiq.bundle import (
     build_bundle,
     launcher_source,
 )
-from rythmiq.export import _font_path
 from rythmiq.keyring import Keyring
 
 # A stand-in for rythmiq inside a small bundle: reports how it was started.
@@ -484,7 +484,7 @@ def test_default_bundle_contents(real_bundle, tmp_path):
     for dist in ("rythmiq", "rapidocr", "openvino", "numpy", "opencv-python-headless"):
         assert dist in m["distributions"], dist
     assert "paddlepaddle" not in m["distributions"]
-    if _font_path() is not None and _font_path().endswith("DejaVuSans.ttf"):
+    if font_path() is not None and font_path().endswith("DejaVuSans.ttf"):
         assert m["font"] == "fonts/DejaVuSans.ttf" and m["font"] in m["files"]
     assert any(p.endswith("PP-OCRv6_det_small.onnx") for p in m["models"])
     assert any(p.endswith("PP-OCRv6_rec_small.onnx") for p in m["models"])
@@ -661,12 +661,12 @@ def test_cli_bundle_prints_the_upload_and_job_lines(tmp_path):
 def test_pdf_font_from_the_environment(tmp_path, monkeypatch):
     font = tmp_path / "DejaVuSans.ttf"
     font.write_bytes(b"x")
-    _font_path.cache_clear()
+    font_path.cache_clear()
     try:
         monkeypatch.setenv("RYTHMIQ_PDF_FONT", str(font))
-        assert _font_path() == str(font)
-        _font_path.cache_clear()
+        assert font_path() == str(font)
+        font_path.cache_clear()
         monkeypatch.setenv("RYTHMIQ_PDF_FONT", str(tmp_path / "missing.ttf"))
-        assert _font_path() != str(tmp_path / "missing.ttf")  # the usual folders instead
+        assert font_path() != str(tmp_path / "missing.ttf")  # the usual folders instead
     finally:
-        _font_path.cache_clear()
+        font_path.cache_clear()

@@ -206,7 +206,7 @@ def test_paddle_engine_without_the_extra_gives_the_install_line(monkeypatch):
 
 
 def test_loading_the_engine_is_timed_on_its_own_stage(monkeypatch):
-    import rythmiq._process as pipeline
+    import rythmiq.pipeline as pipeline
 
     def slow_default_engine(config):
         time.sleep(0.4)  # what loading models costs, on the first page that is read

@@ -360,8 +360,7 @@ def test_credentials_in_urls_are_refused_before_any_io(url):
 def test_read_url_refuses_an_object_over_the_byte_limit_before_downloading(s3_env):
     import s3fs
 
-    from rythmiq import InputError
-    from rythmiq._process import ProcessOptions, process
+    from rythmiq import InputError, ProcessOptions, process
     from rythmiq.storage import read_url, s3_storage_options
 
     fs = s3fs.S3FileSystem(**s3_storage_options())

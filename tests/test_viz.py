@@ -272,7 +272,7 @@ def test_reprs_are_short_and_free_of_bytes(result):
 def test_viz_imports_and_results_stay_lazy():
     assert rythmiq.viz.draw_ocr is draw_ocr
     code = (
-        "import json, sys, rythmiq._process; "
+        "import json, sys, rythmiq.pipeline; "
         "print(json.dumps([m for m in ('rythmiq._html', 'rythmiq.viz', 'PIL.ImageDraw') "
         "if m in sys.modules]))"
     )
