@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-    IdsSpec = Sequence[Ids] | Callable[[int, Source], Ids] | None
+#: The ``ids`` of :func:`process_many`: one per source, a function of (index, source), or none.
+IdsSpec = Sequence[Ids] | Callable[[int, Source], Ids] | None
 
 __all__ = [
     "DEFAULT_MAX_DOCS_PER_WORKER",

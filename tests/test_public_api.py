@@ -1,0 +1,87 @@
+"""The public names: listed once (rythmiq/__init__.pyi), named ``rythmiq.X``, picklable, and
+their annotations resolvable by ``typing.get_type_hints``."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import pickle
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+import rythmiq
+
+STUB = Path(rythmiq.__file__).with_suffix(".pyi")
+OBJECTS = [n for n in rythmiq.__all__ if n != "__version__"]
+
+
+def test_the_stub_is_the_one_list_of_public_names():
+    tree = ast.parse(STUB.read_text("utf-8"))
+    listed = [a.name for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names]
+    assert len(listed) == len(set(listed)), "a name is listed twice"
+    assert sorted(listed) == sorted(rythmiq.__all__)
+    # Each is re-exported for type checkers (`X as X`), and nothing else is in the stub.
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 1 and all(a.asname == a.name for a in node.names)
+        else:
+            assert isinstance(node, ast.Expr), ast.dump(node)  # the docstring only
+    # __init__.py lists nothing itself.
+    source = Path(rythmiq.__file__).read_text("utf-8")
+    assert "ProcessResult" not in source and "process_many" not in source
+
+
+@pytest.mark.parametrize("name", OBJECTS)
+def test_public_types_and_functions_are_named_from_the_root(name):
+    obj = getattr(rythmiq, name)
+    assert obj.__module__ == "rythmiq", f"{name} is {obj.__module__}.{obj.__qualname__}"
+    assert obj.__qualname__ == name
+
+
+@pytest.mark.parametrize("name", OBJECTS)
+def test_public_names_pickle_by_reference(name):
+    obj = getattr(rythmiq, name)
+    assert pickle.loads(pickle.dumps(obj)) is obj
+
+
+@pytest.mark.parametrize("name", OBJECTS)
+def test_type_hints_resolve(name):
+    obj = getattr(rythmiq, name)
+    hints = typing.get_type_hints(obj)
+    if dataclasses.is_dataclass(obj):
+        assert set(hints) >= {f.name for f in dataclasses.fields(obj)}
+        assert not any(isinstance(h, str | typing.ForwardRef) for h in hints.values())
+    if inspect.isfunction(obj):
+        assert "return" in hints
+
+
+def test_results_and_errors_round_trip_through_pickle(page, engine):
+    result = rythmiq.process(page, engine=engine)
+    again = pickle.loads(pickle.dumps(result))
+    assert type(again) is rythmiq.ProcessResult
+    assert again.to_dict() == result.to_dict()
+    exc = rythmiq.InputError("no such file", code="input.not_found")
+    back = pickle.loads(pickle.dumps(exc))
+    assert type(back) is rythmiq.InputError and back.code == "input.not_found"
+    assert repr(type(back)) == "<class 'rythmiq.InputError'>"
+
+
+def test_a_fresh_interpreter_unpickles_a_result_without_importing_its_module_first(
+    page, engine, tmp_path
+):
+    # The pickle names rythmiq.ProcessResult; the root's lazy attribute finds it.
+    path = tmp_path / "result.pickle"
+    path.write_bytes(pickle.dumps(rythmiq.process(page, engine=engine)))
+    code = (
+        "import pickle, sys; r = pickle.loads(open(sys.argv[1], 'rb').read()); "
+        "print(type(r).__module__, type(r).__name__, r.quality.passed)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["rythmiq", "ProcessResult", "True"]
