@@ -3,6 +3,7 @@ and recognize; with a store, hand the result to :mod:`rythmiq.persist`."""
 
 from __future__ import annotations
 
+import logging
 import resource
 import time
 from collections.abc import Callable, Iterator
@@ -51,6 +52,8 @@ from rythmiq.results import (
 from rythmiq.storage import Artifact, Store, read_url
 
 __all__ = ["process"]
+
+log = logging.getLogger("rythmiq.pipeline")
 
 # Skew below this many degrees is measured and recorded but not corrected: PP-OCRv5 reads
 # lines that little off level just as well, and resampling blurs small print (levelling a
@@ -344,6 +347,7 @@ def _process_page(
     with clock.stage("normalize"):
         h, w = pixels.shape[:2]
         dpi = resolve_dpi(page.declared_dpi, w, h, page=opts.assumed_page)
+        log.debug("page %d: %g dpi, %s%s", page.index, dpi.dpi, dpi.source, _why(dpi.note))
         normalized, image, preview = _normalize(pixels, dpi, page.orientation, opts, turned)
     ocr: OcrResult | None = None
     if engine is not None:
@@ -370,3 +374,7 @@ def _png(pixels: NDArray[np.uint8]) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, "PNG")
     return buf.getvalue()
+
+
+def _why(note: str) -> str:
+    return f" ({note})" if note else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import cv2
 import numpy as np
@@ -94,6 +95,17 @@ def test_dpi_inferred_from_a4_page_when_missing(page, engine):
     r = process(a4, engine=engine)
     assert r.image.dpi_source == "inferred" and r.image.dpi == pytest.approx(200, abs=0.5)
     assert "dpi_inferred" in r.image.corrections
+
+
+def test_the_log_says_why_a_page_got_its_dpi(page, engine, caplog):
+    with caplog.at_level(logging.DEBUG, logger="rythmiq.pipeline"):
+        process(page, engine=engine)
+        process(cv2.resize(page, (1654, 2339)), engine=engine)
+    lines = [r.getMessage() for r in caplog.records if r.name == "rythmiq.pipeline"]
+    assert lines == [
+        "page 0: 300 dpi, default (no DPI in the file)",
+        "page 0: 200.1 dpi, inferred (no DPI in the file; a4 page assumed)",
+    ]
 
 
 def test_byte_budget(page, engine):
