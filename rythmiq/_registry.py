@@ -97,9 +97,9 @@ ENGINES: dict[str, EngineSpec] = {
 }
 DEFAULT_ENGINE = next(iter(ENGINES))
 
-#: Runtimes of the ONNX engine. ``"auto"`` is the first of the others that is installed:
-#: OpenVINO ran the dev pages in about half of ONNX Runtime's time at the same word-F1
-#: (``benchmarks/bench_default_engine.py``).
+#: Runtimes of the ONNX engine. ``"auto"`` is the first of the others that is installed,
+#: OpenVINO first: it is the faster of the two at the same word-F1 (``docs/benchmarks.md``,
+#: "The default engine").
 RUNTIMES = ("auto", "openvino", "onnxruntime")
 RUNTIME_INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
 

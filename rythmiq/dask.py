@@ -110,10 +110,10 @@ def restore_malloc_thresholds() -> bool:
     Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536`` (its
     ``distributed.nanny.pre-spawn-environ`` default). Setting that variable also freezes
     glibc's mmap threshold at 128 KiB, so each of PaddleOCR's large temporary tensors becomes
-    an ``mmap``/``munmap`` pair with fresh page faults: OCR ran 2.5-3.5x slower per page in
-    ``benchmarks/bench_batch.py``. This sets the trim and mmap thresholds to the values glibc's
-    own dynamic thresholds grow to (64 MiB and 32 MiB) with ``mallopt``, which restores the
-    speed.
+    an ``mmap``/``munmap`` pair with fresh page faults, and OCR runs several times slower per
+    page (``docs/benchmarks.md``, "Batches"). This sets the trim and mmap thresholds to the
+    values glibc's own dynamic thresholds grow to (64 MiB and 32 MiB) with ``mallopt``, which
+    restores the speed.
 
     Returns whether the thresholds were changed: only when the variable is set below 64 MiB
     and the C library is glibc.

@@ -611,10 +611,9 @@ def apply_orientation(
     clockwise with bicubic interpolation, on a canvas enlarged so no content is cut off; the
     new corners are filled with the page background (the median of the border pixels).
 
-    The default threshold is 1 degree because PaddleOCR reads a line tilted by less just as
-    well, while resampling blurs small print: on the dev receipts (about 600 px wide),
-    levelling a measured 0.3-0.35 degrees cost 0.04-0.045 word-F1
-    (``benchmarks/bench_orientation.py``).
+    The default threshold is 1 degree because the engines read a line tilted by less just as
+    well, while resampling blurs small print (measured on the dev receipts: see
+    ``docs/benchmarks.md``, "Orientation").
 
     Args:
         pixels: ``(H, W)`` or ``(H, W, 3)`` ``uint8`` page.

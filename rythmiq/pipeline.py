@@ -55,9 +55,9 @@ __all__ = ["process"]
 
 log = logging.getLogger("rythmiq.pipeline")
 
-# Skew below this many degrees is measured and recorded but not corrected: PP-OCRv5 reads
-# lines that little off level just as well, and resampling blurs small print (levelling a
-# measured 0.3 degrees cost two dev receipts 0.04 word-F1; benchmarks/bench_orientation.py).
+# Skew below this many degrees is measured and recorded but not corrected: the engines read
+# lines that little off level just as well, and resampling blurs small print (the figures are
+# in docs/benchmarks.md, "Orientation").
 DESKEW_THRESHOLD = 1.0
 
 
