@@ -32,11 +32,10 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from rythmiq._errors import OptionsError, StorageError
 from rythmiq._public import public
-from rythmiq._redact import SECRET_ENV_VARS, redact
+from rythmiq._redact import SECRET_ENV_VARS, has_credentials, redact
 from rythmiq.layout import validate_input_key
 
 __all__ = [
@@ -121,26 +120,20 @@ class Artifact:
         }
 
 
-def _has_userinfo(url: str) -> bool:
-    if "://" not in url:
-        return False
-    try:
-        return "@" in urlsplit(url).netloc
-    except ValueError:  # e.g. an unbalanced "[" in the host: fsspec reports it
-        return False
-
-
 def _fsspec_open(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
     import fsspec
     from fsspec.core import split_protocol
 
     protocol = split_protocol(url)[0] or "file"
-    if _has_userinfo(url):
-        # fsspec would log in with them; they would also sit in logs, shell history and
-        # job specs. Credentials come from the environment only.
+    if has_credentials(url):
+        # fsspec would log in with them, or take a piece of them for a bucket name and quote
+        # it in its errors; they would also sit in logs, shell history and job specs.
+        # Credentials come from the environment only, and nothing of the authority is echoed.
         raise StorageError(
-            f"credentials in URLs are not accepted ({redact(url)}); set SPACES_KEY and "
-            "SPACES_SECRET (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in the environment",
+            f"credentials in URLs are not accepted (a {protocol}:// URL with a user name, "
+            "password or token before its host); set SPACES_KEY and SPACES_SECRET (or "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) in the environment, and write an "
+            "'@' in a path as %40",
             code="storage.invalid_url",
         )
     options = dict(storage_options or {})

@@ -382,3 +382,65 @@ def test_store_artifacts_keeps_its_old_public_name():
     assert rythmiq.storage.store_artifacts is rythmiq.persist.store_artifacts
     with pytest.raises(AttributeError, match="no_such_name"):
         rythmiq.storage.no_such_name  # noqa: B018
+
+
+# --------------------------------------------------------------- credentials in URLs (#18)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://AKIAX:part1/part2@bucket/key",  # a secret with "/": fsspec took AKIAX:part1
+        "s3://AKIAX:secret@bucket/key",
+        "s3://tok3nXYZ@bucket/key",
+        "s3://AKIAX:1234/rest@bucket/key",  # a numeric first piece looks like a port
+        "simplecache::s3://AKIAX:part1/part2@bucket/key",  # a chained URL
+        "https://usr9q:pq7w/ss8z@host/x",
+        "S3://AKIAX:part1/part2@bucket/key",
+    ],
+)
+def test_credentials_in_a_url_are_refused_before_any_io_and_never_echoed(url):
+    from rythmiq.storage import read_url
+
+    for call in (lambda: Store.open(url), lambda: read_url(url)):
+        with pytest.raises(StorageError) as exc:
+            call()
+        assert exc.value.code == "storage.invalid_url"
+        authority = url.split("://", 1)[1].split("@")[0]
+        for piece in authority.replace("/", ":").split(":"):
+            assert len(piece) < 4 or piece not in str(exc.value), (piece, str(exc.value))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://bucket/key@2x.png",
+        "https://host:8080/a",
+        "https://[::1]:9000/x",
+        "https://[::1]/x@y",
+        "file:///tmp/a:b/c@d",
+        "memory://x/y",
+    ],
+)
+def test_urls_without_credentials_pass_the_check(url):
+    from rythmiq._redact import has_credentials
+
+    assert not has_credentials(url)
+
+
+def test_redact_blanks_every_piece_of_a_secret():
+    from rythmiq._redact import redact
+
+    secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+    env = {"AWS_SECRET_ACCESS_KEY": secret}
+    before_slash, after_slash = secret.split("/")
+    text = (
+        f"NoSuchBucket: the bucket 'AKIAX:{before_slash}' does not exist; "
+        f"key {after_slash[:20]}...; all: {secret}"
+    )
+    out = redact(text, env)
+    for i in range(len(secret) - 7):
+        assert secret[i : i + 8] not in out, secret[i : i + 8]
+    assert out.startswith("NoSuchBucket: the bucket 'AKIAX:***' does not exist; key ***...")
+    # Short pieces that happen to match stay: "NoSuch" and "AKIAX" are not 8 characters of it.
+    assert redact("the EXAMPLE text", env) == "the EXAMPLE text"
