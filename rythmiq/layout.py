@@ -38,12 +38,14 @@ __all__ = [
     "ARTIFACT_KINDS",
     "ID_PATTERN",
     "OUTPUT_FORMATS",
+    "RESERVED_DOCUMENT_IDS",
     "ArtifactKind",
     "Ids",
     "artifact_key",
     "master_ext_of",
     "master_extension",
     "master_folder",
+    "validate_document_id",
     "validate_id",
     "validate_input_key",
 ]
@@ -70,6 +72,21 @@ MAX_PAGE_NUMBER = 9999
 # Document outputs a store can receive besides the images: the plain-text sidecar
 # (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
 OUTPUT_FORMATS = ("txt", "hocr", "pdf")
+
+
+# The file name of each artifact in its folder (the master's is master.{ext}.enc).
+_FILE_NAMES: dict[str, str] = {
+    "normalized": "normalized.jpg",
+    "preview": "preview.jpg",
+    "text": "text.txt",
+    "hocr": "text.hocr",
+    "pdf": "searchable.pdf",
+    "result": "result.json",
+}
+#: Names a document id may not have, in any letter case: a job's document folders sit next
+#: to the job's own files (``result.json``, the completion marker) and, for one document,
+#: its images, outputs and ``pages/`` folder.
+RESERVED_DOCUMENT_IDS = frozenset({*_FILE_NAMES.values(), "pages"})
 
 
 def _invalid(what: str, value: str, why: str) -> StorageError:
@@ -101,6 +118,20 @@ def validate_id(value: object, name: str = "id") -> str:
     return value
 
 
+def validate_document_id(value: object) -> str:
+    """:func:`validate_id` for a document id, which also may not be one of
+    :data:`RESERVED_DOCUMENT_IDS` (in any letter case): it names a folder next to them."""
+    document_id = validate_id(value, "document_id")
+    if document_id.lower() in RESERVED_DOCUMENT_IDS:
+        raise _invalid(
+            "document_id",
+            document_id,
+            f"it is reserved: the layout has a file or folder of that name next to each "
+            f"document's folder ({', '.join(sorted(RESERVED_DOCUMENT_IDS))})",
+        )
+    return document_id
+
+
 @public
 @dataclass(frozen=True)
 class Ids:
@@ -119,7 +150,7 @@ class Ids:
     def __post_init__(self) -> None:
         validate_id(self.user_id, "user_id")
         validate_id(self.job_id, "job_id")
-        validate_id(self.document_id, "document_id")
+        validate_document_id(self.document_id)
 
     def to_dict(self) -> dict[str, str]:
         """``{"user_id", "job_id", "document_id"}``."""
@@ -155,14 +186,7 @@ def artifact_key(
         return f"{master_folder(ids)}master.{ext}.enc"
     if ext is not None:
         raise StorageError(f"ext is only for the master, not {kind!r}", code="storage.invalid_key")
-    names = {
-        "normalized": "normalized.jpg",
-        "preview": "preview.jpg",
-        "text": "text.txt",
-        "hocr": "text.hocr",
-        "pdf": "searchable.pdf",
-        "result": "result.json",
-    }
+    names = _FILE_NAMES
     if kind not in names:
         raise StorageError(
             f"unknown artifact kind {kind!r}; expected one of {ARTIFACT_KINDS}",

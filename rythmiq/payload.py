@@ -21,7 +21,7 @@ from typing import Any
 
 from rythmiq._errors import OptionsError, PayloadError, StorageError
 from rythmiq._util import positive_int
-from rythmiq.layout import Ids, validate_id, validate_input_key
+from rythmiq.layout import Ids, validate_document_id, validate_id, validate_input_key
 from rythmiq.options import ProcessOptions
 
 __all__ = [
@@ -256,7 +256,7 @@ def _validate(data: dict[str, Any], against: dict[str, Any]) -> Payload:
         single = "documents" not in data
         entries = [data] if single else data["documents"]
         for entry in entries:
-            validate_id(entry["document_id"], "document_id")
+            validate_document_id(entry["document_id"])
     except StorageError as exc:
         raise PayloadError(exc.message, code="payload.invalid_id") from None
     _check_output(data["output"])

@@ -281,9 +281,10 @@ class Store:
         return self.read(validate_input_key(key, prefix=prefix))
 
     def exists(self, key: str) -> bool:
-        """Whether ``key`` exists."""
+        """Whether an object (a file) is stored at ``key``; a folder, or an object-store
+        prefix that only other keys start with, is not one."""
         try:
-            return bool(self.fs.exists(self.path(key)))
+            return bool(self.fs.isfile(self.path(key)))
         except Exception as exc:
             raise _translate(exc, "read", self.url_for(key)) from exc
 

@@ -210,3 +210,41 @@ def test_master_folder_and_extension_round_trip():
         assert master_ext_of(other) is None, other
     with pytest.raises(StorageError):
         master_folder("u-1/doc")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "document_id",
+    ["result.json", "Result.JSON", "pages", "normalized.jpg", "preview.jpg", "text.txt",
+     "text.hocr", "searchable.pdf"],
+)  # fmt: skip
+def test_a_document_id_cannot_name_a_file_of_the_layout(document_id):
+    # A document folder "result.json/" would sit where the job's completion marker goes.
+    with pytest.raises(StorageError) as exc:
+        Ids("u1", "j1", document_id)
+    assert exc.value.code == "storage.invalid_key" and "reserved" in str(exc.value)
+
+
+def test_names_close_to_the_reserved_ones_are_fine():
+    for document_id in ("result.json.bak", "result", "pages2", "my-text.txt"):
+        assert Ids("u1", "j1", document_id).document_id == document_id
+
+
+def test_a_payload_with_a_reserved_document_id_is_refused():
+    import json
+
+    from rythmiq import PayloadError
+    from rythmiq.payload import parse_payload
+
+    payload = {
+        "version": 1,
+        "job_id": "j1",
+        "user_id": "u1",
+        "output": "/tmp/store",
+        "documents": [
+            {"document_id": "d1", "input": "input/a.png"},
+            {"document_id": "result.json", "input": "input/b.png"},
+        ],
+    }
+    with pytest.raises(PayloadError) as exc:
+        parse_payload(json.dumps(payload))
+    assert exc.value.code == "payload.invalid_id"

@@ -444,3 +444,19 @@ def test_redact_blanks_every_piece_of_a_secret():
     assert out.startswith("NoSuchBucket: the bucket 'AKIAX:***' does not exist; key ***...")
     # Short pieces that happen to match stay: "NoSuch" and "AKIAX" are not 8 characters of it.
     assert redact("the EXAMPLE text", env) == "the EXAMPLE text"
+
+
+def test_exists_means_an_object_is_stored_there_not_a_folder(tmp_path):
+    store = Store.open(str(tmp_path))
+    store.write("output/u1/j1/d1/result.json", b"{}")
+    assert store.exists("output/u1/j1/d1/result.json")
+    assert not store.exists("output/u1/j1/d1")  # a folder: no object
+    assert not store.exists("output/u1/j1")
+    assert not store.exists("output/u1/j1/missing.json")
+
+
+def test_exists_on_an_object_store_prefix_is_false(s3_env):
+    store = Store.open(f"s3://{s3_env['bucket']}/root")
+    store.write("output/u1/j1/d1/result.json", b"{}")
+    assert store.exists("output/u1/j1/d1/result.json")
+    assert not store.exists("output/u1/j1/d1")
