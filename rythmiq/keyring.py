@@ -72,6 +72,13 @@ def _new_key_id() -> str:
     return f"k-{day}-{secrets.token_hex(4)}"
 
 
+def _swapped(key_id: str) -> str:
+    """A hint when a key id looks like key material (hex or base64 of 32 bytes)."""
+    if re.fullmatch(r"[0-9A-Fa-f]{64}|[A-Za-z0-9_-]{43}", key_id):
+        return " (a key id looks like a key: are the id and the key swapped?)"
+    return ""
+
+
 @public
 class Keyring:
     """An immutable set of named 256-bit keys, one of them primary.
@@ -246,16 +253,18 @@ class Keyring:
                 key = base64.b64decode(encoded, validate=True)
             except (TypeError, ValueError, binascii.Error):
                 key = None
+            # Key ids are not quoted here: with the id and the key swapped, a hex key is a
+            # valid id, and the message would print it.
             if key is None:
-                bad(f"key {key_id!r} is not a base64 string")
+                bad(f"key #{i + 1} is not a base64 string{_swapped(key_id)}")
             if len(key) != KEY_SIZE:
-                bad(f"key {key_id!r} is {len(key)} bytes, expected {KEY_SIZE}")
+                bad(f"key #{i + 1} is {len(key)} bytes, expected {KEY_SIZE}{_swapped(key_id)}")
             keys[key_id] = key
         primary = doc["primary"]
         if not _valid_id(primary):
             bad(f'"primary" must be a key id matching {KEY_ID_PATTERN.pattern}')
         if primary not in keys:
-            bad(f'"primary" names {primary!r}, which is not in "keys"')
+            bad(f'"primary" names a key id that is not in "keys"{_swapped(primary)}')
         return cls(keys, primary)
 
     def __reduce__(self) -> tuple[type[Keyring], tuple[dict[str, bytes], str]]:

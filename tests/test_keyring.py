@@ -397,3 +397,22 @@ def test_save_without_hard_links_still_writes(tmp_path, monkeypatch):
     save_keyring(ring, path)
     assert Keyring.from_json(path.read_text()) == ring
     assert [p.name for p in tmp_path.iterdir()] == ["keyring.json"]
+
+
+@pytest.mark.parametrize("form", ["hex", "base64url"])
+def test_a_keyring_with_id_and_key_swapped_never_quotes_the_key(form):
+    # A hex (or unpadded base64url) key matches the key-id pattern, so it parses as an id.
+    raw = bytes(range(32))
+    key = raw.hex() if form == "hex" else base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    text = json.dumps({"version": 1, "primary": key, "keys": {key: "k1"}})
+    with pytest.raises(CryptoError) as exc:
+        Keyring.from_json(text)
+    assert exc.value.code == "crypto.bad_keyring"
+    assert key not in str(exc.value) and key[:8] not in str(exc.value)
+    assert "swapped" in str(exc.value)
+    # The primary named wrongly is not quoted either.
+    good = base64.b64encode(raw).decode()
+    text = json.dumps({"version": 1, "primary": key, "keys": {"k1": good}})
+    with pytest.raises(CryptoError) as exc:
+        Keyring.from_json(text)
+    assert key[:8] not in str(exc.value) and "swapped" in str(exc.value)
