@@ -185,7 +185,7 @@ B64 = base64.b64encode(bytes(range(32))).decode()
         (_doc(keys={"k1": "not base64!"}), "base64"),
         (_doc(keys={"k1": base64.b64encode(bytes(16)).decode()}), "16 bytes"),
         (_doc(keys={"k/1": B64}, primary="k/1"), "key id #1"),
-        (_doc(keys={"k1": B64}, primary="k2"), "'k2'"),
+        (_doc(keys={"k1": B64}, primary="k2"), "names a key id that is not in"),
         (_doc(keys={"k1": B64}, primary=None), "primary"),
         ('{"version": 1, "version": 1, "primary": "k1", "keys": {}}', "repeats"),
         (
