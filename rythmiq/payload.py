@@ -139,6 +139,17 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of repeated names; another parser may keep the first. A payload
+    # must mean one thing to every reader, as the keyring must.
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            raise ValueError(f"the name {name[:40]!r} is repeated in one object")
+        seen.add(name)
+    return dict(pairs)
+
+
 def _depth(value: Any) -> int:
     """Nesting depth of parsed JSON (a scalar is 0), without recursion; stops past the limit."""
     deepest, stack = 0, [(value, 0)]
@@ -216,7 +227,9 @@ def _load(text: str | bytes, *, max_bytes: int) -> dict[str, Any]:
             "payload is empty: send the job JSON on stdin or with --payload", code="payload.empty"
         )
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        data = json.loads(
+            raw.decode("utf-8"), parse_constant=_refuse_constant, object_pairs_hook=_no_repeats
+        )
     except RecursionError:
         raise PayloadError(
             "payload is not valid JSON: nested too deeply", code="payload.malformed"
@@ -231,7 +244,8 @@ def _load(text: str | bytes, *, max_bytes: int) -> dict[str, Any]:
             f"payload nests more than {MAX_DEPTH} levels deep", code="payload.invalid"
         )
     version = data.get("version")
-    if version not in SUPPORTED_VERSIONS or isinstance(version, bool):
+    # An integer, as the docs say: 1.0 == 1 in Python (and in JSON Schema's "const").
+    if type(version) is not int or version not in SUPPORTED_VERSIONS:
         raise PayloadError(
             f"unsupported payload version {version!r}; this worker reads {SUPPORTED_VERSIONS}",
             code="payload.version",
