@@ -144,8 +144,10 @@ class BatchError(RythmiqError):
 
     Codes: ``batch.worker_died`` (the worker process exited or was killed while it held the
     document, e.g. SIGKILL or the kernel's OOM killer), ``batch.timeout`` (the document took
-    longer than the batch's per-document timeout; its worker was killed), and
-    ``batch.worker_start_failed`` (new worker processes keep dying before their first document).
+    longer than the batch's per-document timeout; its worker was killed),
+    ``batch.worker_start_failed`` (new worker processes keep dying before their first document)
+    and ``batch.main_not_importable`` (workers would have to import a main script that has no
+    file, or that calls ``process_many`` outside ``if __name__ == "__main__":``).
     """
 
     code = "batch.worker_died"

@@ -24,11 +24,13 @@ must be picklable (a module-level function or class).
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -429,6 +431,7 @@ def process_many(
         BatchError: ``batch.worker_start_failed``: workers keep dying before they start.
     """
     opts = _checked_options(options, max_docs_per_worker, timeout, start_method)
+    _check_main_module(start_method)
     total = len(sources) if isinstance(sources, Sequence) else None
     if total is not None and workers is None:
         workers = min(total, plan_workers(None, opts.threads)[0]) or 1
@@ -450,6 +453,72 @@ def process_many(
         ordered=ordered,
         on_progress=on_progress,
     )
+
+
+def _check_main_module(start_method: str) -> None:
+    """Refuse, before any worker starts, a main script that "spawn" workers cannot import.
+
+    A "spawn" or "forkserver" worker imports the main script again (as ``__mp_main__``).
+    That fails when the script has no file (``python - <<EOF``: its ``__file__`` is
+    ``"<stdin>"``), and it re-runs a ``process_many`` call written at the script's top level
+    instead of under ``if __name__ == "__main__":``, which multiprocessing refuses in the
+    child. Either way every worker would die at start with its error on stderr only.
+    """
+    if start_method == "fork":
+        return
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None:  # a notebook or the interactive prompt: not re-run
+        return
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None) or ""
+    if spec_name == "__main__" or spec_name.endswith(".__main__"):
+        return  # python -m package: multiprocessing does not import a __main__ module again
+    hint = 'or pass start_method="fork" (Linux), or call rythmiq.process() in a loop'
+    if not os.path.isfile(path):
+        raise BatchError(
+            f"process_many starts its workers with {start_method!r}, which imports the main "
+            f"script again, and this one has no file ({path!r}: a script read from stdin or "
+            f"given with -c); save it as a file and run that, {hint}",
+            code="batch.main_not_importable",
+        )
+    line = _main_level_line(main.__dict__)
+    if line is not None and not _under_main_guard(path, line):
+        raise BatchError(
+            f"process_many is called at the top level of {path} (line {line}), outside an "
+            f'`if __name__ == "__main__":` block; its {start_method!r} workers import the '
+            f"script again and would run this call once more each. Put the call under that "
+            f"guard, {hint}",
+            code="batch.main_not_importable",
+        )
+
+
+def _main_level_line(main_globals: dict[str, Any]) -> int | None:
+    """The line of the main script's top-level code that is running now, if any."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals is main_globals and frame.f_code.co_name == "<module>":
+            return frame.f_lineno
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+def _under_main_guard(path: str, line: int) -> bool:
+    """Whether ``line`` of the script at ``path`` is inside ``if __name__ == "__main__":``;
+    ``True`` when the source cannot be read or parsed (nothing to tell then)."""
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return True
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.If)
+            and "__name__" in ast.unparse(node.test)
+            and "__main__" in ast.unparse(node.test)
+            and node.body[0].lineno <= line <= (node.body[-1].end_lineno or line)
+        ):
+            return True
+    return False
 
 
 def _checked_options(

@@ -48,3 +48,64 @@ def test_the_version_must_be_the_integer_1(version):
         parse_payload(json.dumps({**PAYLOAD, "version": version}))
     assert exc.value.code == "payload.version"
     assert parse_payload(json.dumps(PAYLOAD)).job_id == "j1"
+
+
+# ------------------------------------- 11: process_many from stdin or without a main guard
+
+SCRIPT = """\
+import sys, rythmiq
+from rythmiq import BatchError, ProcessOptions
+try:
+    for r in rythmiq.process_many([sys.argv[1]], options=ProcessOptions(ocr=False), workers=1):
+        print("status", r.ok)
+except BatchError as exc:
+    print("error", exc.code)
+    print(exc.message)
+"""
+
+
+def _run_script(args, *, stdin=None, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, *args], input=stdin, capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.fixture
+def png(tmp_path):
+    from _helpers import render_page
+    from PIL import Image
+
+    path = tmp_path / "page.png"
+    Image.fromarray(render_page(width=300, height=400, font_size=16, margin=20)).save(path)
+    return str(path)
+
+
+def test_process_many_from_a_script_on_stdin_says_why_it_cannot_start(tmp_path, png):
+    out = _run_script(["-", png], stdin=SCRIPT, cwd=tmp_path)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "error batch.main_not_importable", out.stdout + out.stderr
+    assert "'<stdin>'" in lines[1] and "save it as a file" in lines[1]
+    assert "Traceback" not in out.stderr  # no worker was started to die
+
+
+def test_process_many_outside_the_main_guard_says_where_the_call_is(tmp_path, png):
+    script = tmp_path / "unguarded.py"
+    script.write_text(SCRIPT)
+    out = _run_script([str(script), png], cwd=tmp_path)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "error batch.main_not_importable", out.stdout + out.stderr
+    assert f"{script} (line 4)" in lines[1] and '__name__ == "__main__"' in lines[1]
+
+
+def test_process_many_under_the_main_guard_runs(tmp_path, png):
+    script = tmp_path / "guarded.py"
+    body = "".join("    " + line + "\n" for line in SCRIPT.splitlines()[2:])
+    script.write_text(
+        "import sys, rythmiq\nfrom rythmiq import BatchError, ProcessOptions\n"
+        f'if __name__ == "__main__":\n{body}'
+    )
+    out = _run_script([str(script), png], cwd=tmp_path)
+    assert out.stdout.splitlines() == ["status True"], out.stdout + out.stderr
