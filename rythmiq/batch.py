@@ -257,6 +257,20 @@ def _worker_main(
     """Body of a worker process: load the engine, then process documents until told to stop."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent stops a busy worker with SIGTERM: _Stopped unwinds the document, and its
+    # store transaction deletes what it wrote (see _Pool.shutdown).
+    signal.signal(signal.SIGTERM, _on_stop)
+    with contextlib.suppress(_Stopped):  # stopped by the parent: the document is rolled back
+        _serve(conn, options, engine_factory, store, keyring)
+
+
+def _serve(
+    conn: Connection,
+    options: ProcessOptions,
+    engine_factory: EngineFactory | None,
+    store: Store | None,
+    keyring: Keyring | None,
+) -> None:
     engine: OcrEngine | None = None
     try:
         if engine_factory is not None:
@@ -294,7 +308,20 @@ def _worker_main(
             engine.close()
 
 
+class _Stopped(BaseException):
+    """Raised in a worker by SIGTERM. A BaseException, so that no ``except Exception`` of the
+    document's code swallows it and every rollback on the way out runs."""
+
+
+def _on_stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal does not cut the rollback
+    raise _Stopped()
+
+
 # --------------------------------------------------------------------------- the pool
+
+#: Seconds a busy worker gets to roll its document back after SIGTERM before it is killed.
+STOP_GRACE_S = 10.0
 
 
 @dataclass
@@ -341,10 +368,19 @@ class _Pool:
         self.retired = [p for p in self.retired if p.is_alive() or not _reap(p)]
 
     def shutdown(self) -> None:
+        """Stop every worker: idle ones are told to, busy ones get SIGTERM and
+        :data:`STOP_GRACE_S` to roll back the document they hold (Ctrl-C, an error, or the
+        caller leaving the loop early), and whatever is still alive then is killed."""
         for worker in list(self.workers):
-            # Idle workers stop cleanly; busy or still-loading ones have nothing to keep.
-            self.retire(worker, kill=worker.task is not None or not worker.ready)
-        deadline = time.monotonic() + 10
+            if worker.task is not None and worker.process.is_alive():
+                with contextlib.suppress(OSError, ValueError):
+                    worker.process.terminate()
+                self.workers.remove(worker)
+                worker.conn.close()
+                self.retired.append(worker.process)
+            else:  # idle ones stop cleanly; still-loading ones have nothing to keep
+                self.retire(worker, kill=not worker.ready)
+        deadline = time.monotonic() + STOP_GRACE_S
         for proc in self.retired:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():

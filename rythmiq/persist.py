@@ -41,9 +41,13 @@ class Transaction:
     def __init__(self, store: Store, on_written: Callable[[Artifact], None] | None = None):
         self.store = store
         self.written: list[Artifact] = []
+        self._keys: list[str] = []  # every key a write started on, finished or not
         self._on_written = on_written
 
     def write(self, key: str, data: bytes, *, kind: ArtifactKind) -> Artifact:
+        # Recorded before the write: an interrupt that lands after the object is stored but
+        # before the write returns still has it removed.
+        self._keys.append(key)
         artifact = self.store.write(key, data, kind=kind)
         self.written.append(artifact)
         log.debug("wrote %s (%d bytes)", artifact.url, artifact.size)
@@ -62,11 +66,12 @@ class Transaction:
     ) -> None:
         if exc_type is None:
             return
-        for artifact in reversed(self.written):
+        for key in reversed(self._keys):
             try:
-                self.store.delete(artifact.key)
+                self.store.delete(key)
             except StorageError as error:
-                log.warning("could not remove %s after a failure: %s", artifact.url, error.message)
+                url = self.store.url_for(key)
+                log.warning("could not remove %s after a failure: %s", url, error.message)
 
 
 def _plan(

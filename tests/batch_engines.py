@@ -12,12 +12,14 @@ import os
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from rythmiq.ocr import OcrLine, OcrResult
+from rythmiq.storage import Artifact, Store
 
 KILL = (255, 0, 0)
 RAISE = (0, 0, 255)
@@ -67,3 +69,15 @@ class CommandEngine:
 
 def command_engine() -> CommandEngine:
     return CommandEngine()
+
+
+class SlowStore(Store):
+    """A store that, after writing a master, marks the moment in the file named by
+    ``$RYTHMIQ_TEST_FLAG`` and pauses: a document caught between its first and last write."""
+
+    def write(self, key: str, data: bytes, *, kind: str = "object") -> Artifact:
+        artifact = super().write(key, data, kind=kind)
+        if kind == "master":
+            Path(os.environ["RYTHMIQ_TEST_FLAG"]).write_text(key)
+            time.sleep(120)
+        return artifact

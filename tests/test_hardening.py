@@ -109,3 +109,65 @@ def test_process_many_under_the_main_guard_runs(tmp_path, png):
     )
     out = _run_script([str(script), png], cwd=tmp_path)
     assert out.stdout.splitlines() == ["status True"], out.stdout + out.stderr
+
+
+# ------------------------------------------- 7: Ctrl-C during process_many rolls back
+
+
+INTERRUPTED = """\
+import sys
+sys.path.insert(0, sys.argv[1])
+from batch_engines import SlowStore, command_engine, page_png
+from rythmiq import Ids, ProcessOptions, Store, process_many
+from rythmiq.keyring import Keyring
+
+if __name__ == "__main__":
+    base = Store.open(sys.argv[2])
+    store = SlowStore(base.fs, base.root, base.url)
+    try:
+        for r in process_many(
+            [page_png(i) for i in range(2)],
+            options=ProcessOptions(rotate=False),
+            workers=2,
+            store=store,
+            ids=[Ids("u1", "j1", f"d{i}") for i in range(2)],
+            keyring=Keyring.generate("k1"),
+            engine_factory=command_engine,
+        ):
+            print("done", r.ok, flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+"""
+
+
+def test_ctrl_c_during_process_many_leaves_no_partial_document(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    store, flag = tmp_path / "store", tmp_path / "flag"
+    env = {**os.environ, "RYTHMIQ_TEST_FLAG": str(flag)}
+    tests = str(Path(__file__).parent)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), tests, str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 90
+    while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert flag.exists(), proc.communicate(timeout=30)
+    assert list(store.rglob("master.png.enc")), "the master was written before the interrupt"
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends (the workers ignore their copy)
+    out, err = proc.communicate(timeout=60)
+    assert "interrupted" in out, out + err
+    left = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
+    assert left == [], left  # masters, images and .tmp files all rolled back
+    assert "Traceback" not in err, err
