@@ -52,8 +52,6 @@ def secret_spans(text: str, secret: str, piece: int = PIECE) -> list[tuple[int, 
     characters of ``secret``, each grown as far as the text keeps following the secret,
     merged; sorted."""
     spans: list[tuple[int, int]] = []
-    if len(secret) < piece:
-        return spans
     for offset in range(len(secret) - piece + 1):
         window = secret[offset : offset + piece]
         at = text.find(window)
@@ -65,6 +63,10 @@ def secret_spans(text: str, secret: str, piece: int = PIECE) -> list[tuple[int, 
                 end, s1 = end + 1, s1 + 1
             spans.append((start, end))
             at = text.find(window, at + 1)
+    return _merged(spans)
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
     for start, end in sorted(spans):
         if merged and start <= merged[-1][1]:
@@ -74,10 +76,23 @@ def secret_spans(text: str, secret: str, piece: int = PIECE) -> list[tuple[int, 
     return merged
 
 
-def _blank(text: str, secret: str) -> str:
-    for start, end in reversed(secret_spans(text, secret)):
+def _blank(text: str, forms: list[str]) -> str:
+    """``text`` with every whole form, and every piece of one, replaced by one ``***``."""
+    spans = [
+        (at, at + len(form)) for form in forms for at in _find_all(text, form) if len(form) >= 4
+    ]
+    spans += [span for form in forms for span in secret_spans(text, form)]
+    for start, end in reversed(_merged(spans)):
         text = text[:start] + "***" + text[end:]
     return text
+
+
+def _find_all(text: str, needle: str) -> list[int]:
+    found, at = [], text.find(needle)
+    while at != -1:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
 
 
 def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
@@ -94,12 +109,7 @@ def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
     for name in SECRET_ENV_VARS:
         value = env.get(name)
         if value and len(value) >= 4:
-            text = text.replace(value, "***")
-            encoded = quote(value, safe="")
-            for form in {value, encoded}:
-                text = _blank(text, form)
-            if encoded != value:
-                text = text.replace(encoded, "***")
+            text = _blank(text, [value, quote(value, safe="")])
     text = _SIGNED_PARAM.sub(r"\1\2***", text)
     return _URL_USERINFO.sub(r"\1***@", text)
 

@@ -42,9 +42,11 @@ __all__ = [
     "ArtifactKind",
     "Ids",
     "artifact_key",
+    "is_output_file",
     "master_ext_of",
     "master_extension",
     "master_folder",
+    "output_folder",
     "validate_document_id",
     "validate_id",
     "validate_input_key",
@@ -192,9 +194,7 @@ def artifact_key(
             f"unknown artifact kind {kind!r}; expected one of {ARTIFACT_KINDS}",
             code="storage.invalid_key",
         )
-    folder = f"output/{ids.user_id}/{ids.job_id}"
-    if per_document:
-        folder += f"/{ids.document_id}"
+    folder = output_folder(ids, per_document=per_document).rstrip("/")
     if page is not None:
         if kind not in ("normalized", "preview"):
             raise StorageError(
@@ -207,6 +207,25 @@ def artifact_key(
             )
         folder += f"/pages/{page:04d}"
     return f"{folder}/{names[kind]}"
+
+
+def output_folder(ids: Ids, *, per_document: bool = False) -> str:
+    """The folder (ending in ``/``) of a document's outputs: ``output/{user_id}/{job_id}/``,
+    or with ``per_document`` ``output/{user_id}/{job_id}/{document_id}/``."""
+    folder = f"output/{ids.user_id}/{ids.job_id}/"
+    return folder + f"{ids.document_id}/" if per_document else folder
+
+
+_OUTPUT_FILE = re.compile(
+    r"(?:pages/[0-9]{4}/)?(?:normalized|preview)\.jpg|text\.txt|text\.hocr|searchable\.pdf"
+)
+
+
+def is_output_file(relative: str) -> bool:
+    """Whether ``relative`` (a key relative to an :func:`output_folder`) is a file the layout
+    puts there for a document, other than ``result.json``: its images (per page too), text,
+    hOCR or searchable PDF."""
+    return _OUTPUT_FILE.fullmatch(relative) is not None
 
 
 # Pillow format name -> master file extension.

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 from rythmiq._errors import OptionsError, StorageError
 from rythmiq.crypto import EncryptionContext, encrypt
 from rythmiq.export import result_to_hocr, result_to_pdf
-from rythmiq.layout import OUTPUT_FORMATS, ArtifactKind, Ids, artifact_key
+from rythmiq.layout import (
+    OUTPUT_FORMATS,
+    ArtifactKind,
+    Ids,
+    artifact_key,
+    is_output_file,
+    output_folder,
+)
 from rythmiq.results import ProcessResult
 from rythmiq.storage import Artifact, Store
 
@@ -191,4 +198,19 @@ def store_artifacts(
             body = json.dumps(document, indent=2).encode("utf-8")
             key = artifact_key("result", ids, per_document=per_document)
             done.write(key, body, kind="result")
+    _remove_stale(store, output_folder(ids, per_document=per_document), done.written)
     return tuple(done.written)
+
+
+def _remove_stale(store: Store, folder: str, written: Sequence[Artifact]) -> None:
+    """Delete the outputs an earlier run of the same document left in ``folder`` that this
+    run did not write (fewer ``outputs``, fewer pages), so that what is there is what
+    ``result.json`` lists. Best effort: a failure is logged, the document stays stored."""
+    kept = {a.key for a in written}
+    try:
+        for key in store.list(folder):
+            if key not in kept and is_output_file(key[len(folder) :]):
+                store.delete(key)
+                log.info("removed %s, left by an earlier run", store.url_for(key))
+    except StorageError as exc:
+        log.warning("could not remove the earlier run's outputs in %s: %s", folder, exc.message)

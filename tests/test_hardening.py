@@ -171,3 +171,43 @@ def test_ctrl_c_during_process_many_leaves_no_partial_document(tmp_path):
     left = sorted(str(p.relative_to(store)) for p in store.rglob("*") if p.is_file())
     assert left == [], left  # masters, images and .tmp files all rolled back
     assert "Traceback" not in err, err
+
+
+# ------------------------------------------ 13: a re-run with fewer outputs or pages
+
+
+def test_a_rerun_with_fewer_outputs_removes_the_earlier_ones(tmp_path):
+    from _helpers import ScriptedEngine, render_page
+
+    from rythmiq import Ids, ProcessOptions, Store, process
+    from rythmiq.keyring import Keyring
+
+    store, ids, keyring = Store.open(str(tmp_path)), Ids("u1", "j1", "d1"), Keyring.generate("k")
+    page = render_page(width=400, height=500, font_size=20, margin=20)
+
+    def run(pages, outputs):
+        return process(
+            pages[0],
+            options=ProcessOptions(outputs=outputs, rotate=False),
+            engine=ScriptedEngine(),
+            store=store,
+            ids=ids,
+            keyring=keyring,
+        )
+
+    import io
+
+    from PIL import Image
+
+    tiff = io.BytesIO()
+    frames = [Image.fromarray(page)] * 2
+    frames[0].save(tiff, "TIFF", save_all=True, append_images=frames[1:])
+    run([tiff.getvalue()], ("txt", "hocr", "pdf"))
+    before = set(store.list("output/"))
+    assert {"output/u1/j1/text.hocr", "output/u1/j1/pages/0002/preview.jpg"} <= before
+    result = run([page], ("txt",))
+    after = set(store.list("output/"))
+    listed = {a.key for a in result.artifacts if a.key.startswith("output/")}
+    assert after == listed  # exactly what result.json lists: no stale hOCR, PDF or pages
+    stored = json.loads(store.read("output/u1/j1/result.json"))
+    assert {a["key"] for a in stored["artifacts"]} | {"output/u1/j1/result.json"} >= after
