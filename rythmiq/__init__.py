@@ -27,11 +27,10 @@ from rythmiq._errors import (
 from rythmiq._version import __version__
 
 if TYPE_CHECKING:
-    from rythmiq._document import LoadedDocument, LoadedPage, load_document
-    from rythmiq._loading import LoadedImage, load_image
     from rythmiq._process import ProcessOptions, process
     from rythmiq.batch import BatchProgress, BatchResult, process_many
     from rythmiq.crypto import EncryptionContext
+    from rythmiq.io import LoadedDocument, LoadedImage, LoadedPage, load_document, load_image
     from rythmiq.keyring import Keyring, load_keyring
     from rythmiq.layout import Ids
     from rythmiq.ocr import (
@@ -61,11 +60,11 @@ _LAZY = {
     "BatchProgress": "rythmiq.batch",
     "BatchResult": "rythmiq.batch",
     "process_many": "rythmiq.batch",
-    "LoadedImage": "rythmiq._loading",
-    "load_image": "rythmiq._loading",
-    "LoadedDocument": "rythmiq._document",
-    "LoadedPage": "rythmiq._document",
-    "load_document": "rythmiq._document",
+    "LoadedImage": "rythmiq.io",
+    "load_image": "rythmiq.io",
+    "LoadedDocument": "rythmiq.io",
+    "LoadedPage": "rythmiq.io",
+    "load_document": "rythmiq.io",
     "NormalizedImage": "rythmiq.results",
     "PageResult": "rythmiq.results",
     "Preview": "rythmiq.results",

@@ -14,19 +14,21 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from rythmiq._document import (
+from rythmiq._errors import OptionsError
+from rythmiq._registry import DEFAULT_ENGINE
+from rythmiq.io import (
+    DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_TOTAL_PIXELS,
     DEFAULT_PDF_DPI,
     MAX_PDF_DPI,
     MIN_PDF_DPI,
     LoadedDocument,
     LoadedPage,
+    Source,
     load_document,
 )
-from rythmiq._errors import OptionsError
-from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS, Source
-from rythmiq._registry import DEFAULT_ENGINE
 from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS, Ids, master_extension
 from rythmiq.normalize import (
     PAGE_SIZES,
@@ -513,7 +515,7 @@ def _stored(
 
 
 def _first_pixels(source: NDArray[Any]) -> NDArray[np.uint8]:
-    from rythmiq._loading import _from_array
+    from rythmiq.io import array_pixels as _from_array
 
     return _from_array(source)
 

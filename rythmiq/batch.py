@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-    from rythmiq._loading import Source
     from rythmiq._process import ProcessOptions
+    from rythmiq.io import Source
     from rythmiq.keyring import Keyring
     from rythmiq.layout import Ids
     from rythmiq.ocr import OcrEngine

@@ -59,8 +59,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from rythmiq._loading import Source
     from rythmiq._process import ProcessOptions
+    from rythmiq.io import Source
     from rythmiq.keyring import Keyring
     from rythmiq.layout import Ids
     from rythmiq.ocr import OcrEngine, OcrResult

@@ -151,7 +151,7 @@ def _draw_boxes(im: Image.Image, ocr: OcrResult) -> None:
 
 
 def _from_pil(image: Image.Image) -> Image.Image:
-    from rythmiq._loading import _to_uint8
+    from rythmiq.io import to_uint8 as _to_uint8
 
     try:
         pixels = _to_uint8(image)
@@ -163,13 +163,13 @@ def _from_pil(image: Image.Image) -> Image.Image:
 def _from_array(image: NDArray[Any]) -> Image.Image:
     from PIL import Image
 
-    from rythmiq._loading import _from_array as flatten
+    from rythmiq.io import array_pixels as flatten
 
     pixels = flatten(image)  # validates: uint8, (H, W), (H, W, 1|3|4)
     return Image.fromarray(pixels).convert("RGB")
 
 
 def _decode(data: bytes) -> Image.Image:
-    from rythmiq._loading import load_image
+    from rythmiq.io import load_image
 
     return _from_array(load_image(data).pixels)
