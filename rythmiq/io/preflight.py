@@ -19,8 +19,9 @@ scans the raw bytes of the format :func:`rythmiq.io.sniff.container` names and r
 - an RLE-compressed BMP over :data:`MAX_RLE_BMP_PIXELS` pixels (Pillow decodes RLE in
   Python).
 
-What each layout costs without these limits, and what decoding costs within them: see
-docs/benchmarks.md.
+Within these limits decoding is linear in the pixels; lower ``max_pixels`` to bound time and
+memory further. What each layout costs without these limits, and what decoding costs within
+them: see docs/benchmarks.md.
 
 **Frames** are counted from the structure, never by decoding or seeking frames: the TIFF IFD
 chain (walked once, by :func:`tiff_ifds`) and the GIF block chain here, and the count a WebP,
