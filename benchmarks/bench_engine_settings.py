@@ -156,7 +156,7 @@ def sweep(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from rythmiq._loading import load_image
+    from rythmiq import load_image
     from rythmiq.metrics import word_f1
     from rythmiq.normalize import fit_size, resize_exact
 

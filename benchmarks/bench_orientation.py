@@ -46,7 +46,7 @@ def main() -> int:
     import numpy as np
     from PIL import Image
 
-    from rythmiq._loading import load_image
+    from rythmiq import load_image
     from rythmiq.metrics import word_f1
     from rythmiq.ocr import EngineConfig, PaddleEngine
     from rythmiq.orientation import apply_orientation, detect_orientation

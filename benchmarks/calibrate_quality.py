@@ -38,7 +38,7 @@ def main() -> int:
 
     import cv2
 
-    from rythmiq._loading import load_image
+    from rythmiq import load_image
     from rythmiq.metrics import word_f1
     from rythmiq.ocr import EngineConfig, PaddleEngine
     from rythmiq.quality import score_quality

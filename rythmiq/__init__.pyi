@@ -5,11 +5,6 @@ Type checkers read this stub; at run time ``rythmiq/__init__.py`` hands it to
 ``import rythmiq`` loads no numpy, OpenCV, Paddle or s3fs. Add a public name here.
 """
 
-from ._document import (
-    LoadedDocument as LoadedDocument,
-    LoadedPage as LoadedPage,
-    load_document as load_document,
-)
 from ._errors import (
     BatchError as BatchError,
     BundleError as BundleError,
@@ -23,10 +18,6 @@ from ._errors import (
     RythmiqError as RythmiqError,
     StorageError as StorageError,
 )
-from ._loading import (
-    LoadedImage as LoadedImage,
-    load_image as load_image,
-)
 from ._version import (
     __version__ as __version__,
 )
@@ -37,6 +28,13 @@ from .batch import (
 )
 from .crypto import (
     EncryptionContext as EncryptionContext,
+)
+from .io import (
+    LoadedDocument as LoadedDocument,
+    LoadedImage as LoadedImage,
+    LoadedPage as LoadedPage,
+    load_document as load_document,
+    load_image as load_image,
 )
 from .keyring import (
     Keyring as Keyring,

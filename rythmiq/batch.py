@@ -47,11 +47,11 @@ from rythmiq._errors import (
     RythmiqError,
     error_dict,
 )
-from rythmiq._loading import Source
 from rythmiq._public import public
 from rythmiq._redact import redact
 from rythmiq._system import rss_mb, usable_cpus
 from rythmiq._util import positive_int
+from rythmiq.io import Source
 from rythmiq.keyring import Keyring, load_keyring
 from rythmiq.layout import Ids
 from rythmiq.ocr import OcrEngine, create_engine

@@ -65,7 +65,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from rythmiq._loading import Source
+    from rythmiq.io import Source
     from rythmiq.layout import Ids
     from rythmiq.ocr import OcrEngine, OcrResult
 

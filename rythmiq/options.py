@@ -13,17 +13,17 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-from rythmiq._document import (
-    DEFAULT_MAX_PAGES,
-    DEFAULT_MAX_TOTAL_PIXELS,
-    DEFAULT_PDF_DPI,
-    MAX_PDF_DPI,
-    MIN_PDF_DPI,
-)
 from rythmiq._errors import OptionsError
-from rythmiq._loading import DEFAULT_MAX_INPUT_BYTES, DEFAULT_MAX_PIXELS
 from rythmiq._public import public
 from rythmiq._registry import DEFAULT_ENGINE
+from rythmiq.io import (
+    DEFAULT_MAX_INPUT_BYTES,
+    DEFAULT_MAX_PAGES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_TOTAL_PIXELS,
+    DEFAULT_PDF_DPI,
+    check_limits,
+)
 from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS
 from rythmiq.normalize import PAGE_SIZES
 from rythmiq.ocr import EngineConfig, resolve_threads
@@ -152,23 +152,17 @@ class ProcessOptions:
         for name in ("rotate", "deskew"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionsError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if (
-            isinstance(self.pdf_dpi, bool)
-            or not isinstance(self.pdf_dpi, (int, float))
-            or not MIN_PDF_DPI <= self.pdf_dpi <= MAX_PDF_DPI
-        ):
-            raise OptionsError(
-                f"pdf_dpi must be within {MIN_PDF_DPI:g}-{MAX_PDF_DPI:g}, got {self.pdf_dpi!r}"
-            )
+        limits = check_limits(
+            max_pixels=self.max_pixels,
+            max_input_bytes=self.max_input_bytes,
+            max_pages=self.max_pages,
+            max_total_pixels=self.max_total_pixels,
+            pdf_dpi=self.pdf_dpi,
+            integral_floats=True,  # JSON Schema counts 1e8 as an integer
+            max_page_number=MAX_PAGE_NUMBER,
+        )
         for name in ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels"):
-            value = getattr(self, name)
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)  # JSON Schema counts 1e8 as an integer
-                object.__setattr__(self, name, value)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.max_pages > MAX_PAGE_NUMBER:
-            raise OptionsError(f"max_pages must be at most {MAX_PAGE_NUMBER}, got {self.max_pages}")
+            object.__setattr__(self, name, getattr(limits, name))
 
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` these options ask for."""

@@ -9,15 +9,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from rythmiq._document import LoadedDocument, LoadedPage, load_document
 from rythmiq._errors import OptionsError
-from rythmiq._loading import Source
 from rythmiq._public import public
+from rythmiq.io import LoadedDocument, LoadedPage, Source, load_document
 from rythmiq.keyring import Keyring, load_keyring
 from rythmiq.layout import Ids, master_extension
 from rythmiq.normalize import (
@@ -291,9 +289,9 @@ def _stored(
     artifacts, through the one store stage; the result gains its ids and artifacts."""
     if document.encoded:
         master, ext = document.encoded, master_extension(document.format)
-    else:  # an array: the master is its lossless PNG
+    else:  # an array: the master is the lossless PNG of its one page, flattened once
         assert isinstance(source, np.ndarray)
-        master, ext = _png(np.asarray(_first_pixels(source))), "png"
+        master, ext = _png(next(document.pages()).pixels), "png"
     result = replace(result, ids=ids)
     artifacts = store_artifacts(
         result,
@@ -307,12 +305,6 @@ def _stored(
         options_sha256=opts.fingerprint(),
     )
     return replace(result, artifacts=artifacts)
-
-
-def _first_pixels(source: NDArray[Any]) -> NDArray[np.uint8]:
-    from rythmiq._loading import _from_array
-
-    return _from_array(source)
 
 
 def _process_page(

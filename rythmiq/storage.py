@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rythmiq._errors import OptionsError, StorageError
+from rythmiq._errors import InputError, OptionsError, StorageError
 from rythmiq._public import public
 from rythmiq._redact import SECRET_ENV_VARS, has_credentials, redact
 from rythmiq.layout import validate_input_key
@@ -365,8 +365,6 @@ def read_url(
         StorageError: ``storage.not_found``, ``storage.read_failed``, ``storage.invalid_url``
             (credentials in the URL) or a backend error. Messages are redacted.
     """
-    from rythmiq._errors import InputError
-
     fs, path = _fsspec_open(url, storage_options)
 
     def too_large(size: int | str) -> InputError:

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import InputError, OptionsError
+from rythmiq.io import array_pixels, load_image, to_uint8
 from rythmiq.ocr import OcrResult
 from rythmiq.results import ProcessResult
 
@@ -151,10 +152,8 @@ def _draw_boxes(im: Image.Image, ocr: OcrResult) -> None:
 
 
 def _from_pil(image: Image.Image) -> Image.Image:
-    from rythmiq._loading import _to_uint8
-
     try:
-        pixels = _to_uint8(image)
+        pixels = to_uint8(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise InputError(f"the PIL image cannot be read: {exc}") from exc
     return _from_array(pixels)
@@ -163,13 +162,9 @@ def _from_pil(image: Image.Image) -> Image.Image:
 def _from_array(image: NDArray[Any]) -> Image.Image:
     from PIL import Image
 
-    from rythmiq._loading import _from_array as flatten
-
-    pixels = flatten(image)  # validates: uint8, (H, W), (H, W, 1|3|4)
+    pixels = array_pixels(image)  # validates: uint8, (H, W), (H, W, 1|3|4)
     return Image.fromarray(pixels).convert("RGB")
 
 
 def _decode(data: bytes) -> Image.Image:
-    from rythmiq._loading import load_image
-
     return _from_array(load_image(data).pixels)

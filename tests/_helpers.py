@@ -1,11 +1,15 @@
 """Helpers the test modules import: pages rendered with Pillow, a scripted OCR engine, the
-optional dev data and the skip marks for optional extras. Fixtures live in ``conftest.py``."""
+optional dev data, the skip marks for optional extras, and image and document files (hostile
+ones too) built in memory. Fixtures live in ``conftest.py``."""
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
+import struct
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,3 +122,157 @@ def dev_rows(folder: str) -> list[dict[str, object]]:
     if not manifest.is_file():
         pytest.skip(f"dev data not present at {DEV}")
     return [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+
+
+# --- image files, hostile and not (the loaders' tests and the corpus) ---------------------
+
+
+def encode(im: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    """``im`` saved as ``fmt``, in memory."""
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def sample_png() -> tuple[bytes, np.ndarray]:
+    """A 12 x 10 RGB PNG of distinct values, and its pixels."""
+    rgb = (np.arange(12 * 10 * 3) % 256).astype(np.uint8).reshape(10, 12, 3)
+    return encode(Image.fromarray(rgb), "PNG"), rgb
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid 8x8 PNG whose IHDR is patched to claim ``width x height`` (CRC fixed up)."""
+    data = bytearray(encode(Image.new("L", (8, 8), 255), "PNG"))
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+def jpeg_scans(data: bytes) -> list[tuple[int, int]]:
+    """``(start, end)`` of each scan (SOS header and its entropy-coded data)."""
+    out, pos = [], 2
+    while pos < len(data) and data[pos + 1] != 0xD9:
+        marker, length = data[pos + 1], struct.unpack_from(">H", data, pos + 2)[0]
+        if marker != 0xDA:
+            pos += 2 + length
+            continue
+        end = pos + 2 + length
+        while not (data[end] == 0xFF and data[end + 1] not in (0x00, *range(0xD0, 0xD8))):
+            end += 1
+        out.append((pos, end))
+        pos = end
+    return out
+
+
+def many_scan_jpeg(total: int, side: int = 64) -> bytes:
+    base = encode(Image.new("L", (side, side), 200), "JPEG", progressive=True)
+    scans = jpeg_scans(base)
+    start, end = scans[-1]
+    return base[:end] + base[start:end] * (total - len(scans)) + base[end:]
+
+
+def png_with_chunks(count: int) -> bytes:
+    base = encode(Image.new("L", (8, 8), 9), "PNG")
+    chunk = struct.pack(">I", 0) + b"abCd" + struct.pack(">I", zlib.crc32(b"abCd"))
+    return base[:33] + chunk * (count - 3) + base[33:]  # + IHDR, IDAT, IEND
+
+
+def gif_with_comment_blocks(count: int) -> bytes:
+    base = encode(Image.new("P", (8, 8), 1), "GIF")
+    head = 13 + ((3 << ((base[10] & 7) + 1)) if base[10] & 0x80 else 0)
+    return base[:head] + b"!\xfe" + b"\x01A" * count + b"\x00" + base[head:]
+
+
+def tiff_with_strips(count: int) -> bytes:
+    """An uncompressed 1 x ``count`` grey TIFF, one row per strip."""
+
+    def entry(tag: int, typ: int, n: int, value: int) -> bytes:
+        return struct.pack("<HHII", tag, typ, n, value)
+
+    offsets_at = 8 + 2 + 12 * 9 + 4
+    counts_at = offsets_at + 4 * count
+    pixels_at = counts_at + 4 * count
+    ifd = [
+        entry(256, 4, 1, 1),
+        entry(257, 4, 1, count),
+        entry(258, 3, 1, 8),
+        entry(259, 3, 1, 1),
+        entry(262, 3, 1, 1),
+        entry(273, 4, count, offsets_at),
+        entry(277, 3, 1, 1),
+        entry(278, 4, 1, 1),
+        entry(279, 4, count, counts_at),
+    ]
+    offsets = np.arange(pixels_at, pixels_at + count, dtype="<u4").tobytes()
+    return (
+        b"II*\x00"
+        + struct.pack("<I", 8)
+        + struct.pack("<H", len(ifd))
+        + b"".join(ifd)
+        + struct.pack("<I", 0)
+        + offsets
+        + np.ones(count, dtype="<u4").tobytes()
+        + b"\x80" * count
+    )
+
+
+def jp2_with_boxes(count: int) -> bytes:
+    base = encode(Image.new("L", (8, 8), 3), "JPEG2000")
+    ftyp_end = 12 + struct.unpack_from(">I", base, 12)[0]
+    return base[:ftyp_end] + b"\x00\x00\x00\x08free" * (count - 2) + base[ftyp_end:]
+
+
+def ppm_with_comment_lines(count: int) -> bytes:
+    return b"P5\n" + b"#\n" * count + b"8 8\n255\n" + b"\x80" * 64
+
+
+def rle_bmp(width: int, height: int) -> bytes:
+    row = b"\x01\x05" * width + b"\x00\x00"  # runs of one pixel, end of line
+    pixels = row * height + b"\x00\x01"
+    palette = b"".join(bytes((i, i, i, 0)) for i in range(256))
+    offset = 14 + 40 + len(palette)
+    header = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 0, 0)
+    return header + info + palette + pixels
+
+
+# --- documents: PDFs built with fpdf2, multi-page TIFFs with Pillow -----------------------
+
+
+def scan_pdf(pages: list[np.ndarray], dpi: float, **encryption: str) -> bytes:
+    """A PDF with one full-page image per page, each placed at ``dpi``."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt")
+    pdf.set_auto_page_break(False)
+    for pixels in pages:
+        h, w = pixels.shape[:2]
+        size = (w / dpi * 72, h / dpi * 72)
+        pdf.add_page(format=size)
+        pdf.image(
+            io.BytesIO(encode(Image.fromarray(pixels), "PNG")), x=0, y=0, w=size[0], h=size[1]
+        )
+    if encryption:
+        pdf.set_encryption(**encryption)
+    return bytes(pdf.output())
+
+
+def text_pdf(pages: int, size: tuple[float, float] = (595.28, 841.89)) -> bytes:
+    """A born-digital PDF: text only, no images."""
+    from fpdf import FPDF
+
+    pdf = FPDF(unit="pt")
+    pdf.set_font("helvetica", size=24)
+    for i in range(pages):
+        pdf.add_page(format=size)
+        pdf.text(72, 144, f"Page {i + 1} of the contract")
+    return bytes(pdf.output())
+
+
+def tiff(pages: list[np.ndarray], dpi: tuple[int, int] = (200, 200)) -> bytes:
+    """A multi-page, LZW-compressed TIFF of ``pages``."""
+    buf = io.BytesIO()
+    first, *rest = [Image.fromarray(p) for p in pages]
+    first.save(buf, "TIFF", save_all=True, append_images=rest, dpi=dpi, compression="tiff_lzw")
+    return buf.getvalue()

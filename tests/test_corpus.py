@@ -9,7 +9,6 @@ which must stay under 2 GiB. The generated corpus always runs; the third-party f
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import resource
@@ -22,9 +21,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _helpers import DEV, dev_rows
-from PIL import Image, ImageCms
-from test_loading import (
+from _helpers import (
+    DEV,
+    dev_rows,
+    encode,
     gif_with_comment_blocks,
     jp2_with_boxes,
     many_scan_jpeg,
@@ -34,20 +34,15 @@ from test_loading import (
     rle_bmp,
     tiff_with_strips,
 )
+from PIL import Image, ImageCms
 
-from rythmiq import _loading as loading
+from rythmiq.io import preflight
 
 CHILD_TIMEOUT_S = 120
 ADDRESS_SPACE_LIMIT = 3 * 1024**3
 MAX_RSS = 2 * 1024**3
 
 # --- the generated corpus -----------------------------------------------------------------
-
-
-def encode(im: Image.Image, fmt: str, **kwargs: Any) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kwargs)
-    return buf.getvalue()
 
 
 def page() -> Image.Image:
@@ -124,7 +119,7 @@ def generated_corpus() -> dict[str, tuple[bytes, str]]:
     exif[0x0112] = 6
     floats = np.linspace(0.0, 1.0, 64 * 48, dtype=np.float32).reshape(48, 64)
     floats[3, 4], floats[5, 6] = np.nan, np.inf
-    units = loading.MAX_HEADER_UNITS
+    units = preflight.MAX_HEADER_UNITS
     rle_header = bytearray(rle_bmp(16, 16))  # a header claiming more RLE pixels than allowed
     struct.pack_into("<ii", rle_header, 18, 4097, 4096)
     bad_ihdr, bad_idat = bytearray(png), bytearray(png)
@@ -169,10 +164,10 @@ def generated_corpus() -> dict[str, tuple[bytes, str]]:
         "pages-3.tif": (encode(img, "TIFF", save_all=True, append_images=[img, img]), "ok"),
         "stereo.mpo": (encode(img, "MPO", save_all=True, append_images=[img]), "ok"),
         # One unit over each structure limit (the loading tests check the limits themselves).
-        "too-many-scans.jpg": (many_scan_jpeg(loading.MAX_JPEG_SCANS + 1, 32), "input.too_large"),
-        "too-many-chunks.png": (png_with_chunks(loading.MAX_PNG_CHUNKS + 1), "input.too_large"),
+        "too-many-scans.jpg": (many_scan_jpeg(preflight.MAX_JPEG_SCANS + 1, 32), "input.too_large"),
+        "too-many-chunks.png": (png_with_chunks(preflight.MAX_PNG_CHUNKS + 1), "input.too_large"),
         "comment-blocks.gif": (gif_with_comment_blocks(units + 1), "input.too_large"),
-        "too-many-strips.tif": (tiff_with_strips(loading.MAX_TIFF_STRIPS + 1), "input.too_large"),
+        "too-many-strips.tif": (tiff_with_strips(preflight.MAX_TIFF_STRIPS + 1), "input.too_large"),
         "too-many-boxes.jp2": (jp2_with_boxes(units + 1), "input.too_large"),
         "long-header.pgm": (ppm_with_comment_lines(units), "input.too_large"),
         "rle-too-big.bmp": (bytes(rle_header), "input.too_large"),

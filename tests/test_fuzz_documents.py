@@ -51,8 +51,7 @@ _REPLACEMENTS = (
 
 
 def seeds() -> dict[str, bytes]:
-    from _helpers import render_page
-    from test_document import scan_pdf, text_pdf, tiff
+    from _helpers import render_page, scan_pdf, text_pdf, tiff
 
     small = [
         render_page(["Fuzz page one"], width=300, height=400, font_size=20, margin=20),

@@ -370,7 +370,7 @@ def test_real_engine_blank_page(real_engine):
     ],
 )
 def test_shipped_rotated_dev_pages(real_engine, image, rotation):
-    from rythmiq._loading import load_image
+    from rythmiq import load_image
     from rythmiq.metrics import word_f1
 
     row = next(r for r in dev_rows("ocr") if r["image"] == image)

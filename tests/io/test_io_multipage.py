@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 import pypdfium2 as pdfium
 import pytest
-from _helpers import DEV, PAGE_LINES, ScriptedEngine, render_page
+from _helpers import DEV, PAGE_LINES, ScriptedEngine, render_page, scan_pdf, text_pdf, tiff
 from PIL import Image
-from test_document import scan_pdf, text_pdf, tiff
 
 import rythmiq
 from rythmiq import InputError, OptionsError, ProcessOptions

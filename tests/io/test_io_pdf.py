@@ -1,4 +1,4 @@
-"""Multi-page input: PDFs built here with fpdf2/pypdfium2, multi-page TIFFs built with Pillow."""
+"""rythmiq.io.pdf: PDF pages planned, checked and rendered with pdfium (PDFs built with fpdf2)."""
 
 from __future__ import annotations
 
@@ -7,62 +7,9 @@ import json
 
 import numpy as np
 import pytest
-from _helpers import DEV, render_page
-from PIL import Image
+from _helpers import DEV, scan_pdf, text_pdf
 
-from rythmiq import InputError, OptionsError
-from rythmiq._document import load_document
-
-
-def _png(pixels: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def scan_pdf(pages: list[np.ndarray], dpi: float, **encryption: str) -> bytes:
-    """A PDF with one full-page image per page, each placed at ``dpi``."""
-    from fpdf import FPDF
-
-    pdf = FPDF(unit="pt")
-    pdf.set_auto_page_break(False)
-    for pixels in pages:
-        h, w = pixels.shape[:2]
-        size = (w / dpi * 72, h / dpi * 72)
-        pdf.add_page(format=size)
-        pdf.image(io.BytesIO(_png(pixels)), x=0, y=0, w=size[0], h=size[1])
-    if encryption:
-        pdf.set_encryption(**encryption)
-    return bytes(pdf.output())
-
-
-def text_pdf(pages: int, size: tuple[float, float] = (595.28, 841.89)) -> bytes:
-    """A born-digital PDF: text only, no images."""
-    from fpdf import FPDF
-
-    pdf = FPDF(unit="pt")
-    pdf.set_font("helvetica", size=24)
-    for i in range(pages):
-        pdf.add_page(format=size)
-        pdf.text(72, 144, f"Page {i + 1} of the contract")
-    return bytes(pdf.output())
-
-
-def tiff(pages: list[np.ndarray], dpi: tuple[int, int] = (200, 200)) -> bytes:
-    buf = io.BytesIO()
-    first, *rest = [Image.fromarray(p) for p in pages]
-    first.save(buf, "TIFF", save_all=True, append_images=rest, dpi=dpi, compression="tiff_lzw")
-    return buf.getvalue()
-
-
-@pytest.fixture(scope="module")
-def pages() -> list[np.ndarray]:
-    """Three distinguishable pages: different sizes, different text."""
-    return [
-        render_page([f"Page one of three, line {i}" for i in range(3)], width=850, height=1100),
-        render_page(["Second page"], width=1100, height=850),
-        render_page(["Third page, grey"], width=600, height=800)[:, :, 0],
-    ]
+from rythmiq import InputError, load_document
 
 
 def test_pdf_pages_render_at_the_scans_own_resolution(pages):
@@ -153,75 +100,6 @@ def test_truncated_pdf_is_a_typed_error_or_loads(pages):
                 assert page.pixels.dtype == np.uint8
         except InputError as exc:
             assert exc.code in ("input.unreadable", "input.empty")
-
-
-def test_multipage_tiff_pages_and_dpi(pages):
-    doc = load_document(tiff(pages))
-    assert (doc.format, doc.page_count) == ("TIFF", 3)
-    got = list(doc.pages())
-    for page, original in zip(got, pages, strict=True):
-        assert page.pixels.shape == original.shape
-        assert np.array_equal(page.pixels, original)  # LZW is lossless
-        assert page.declared_dpi == (200, 200) and page.render_dpi is None
-    assert doc.total_pixels == sum(p.shape[0] * p.shape[1] for p in pages)
-
-
-def test_multipage_tiff_limits(pages):
-    data = tiff(pages)
-    with pytest.raises(InputError) as err:
-        load_document(data, max_pages=2)
-    assert err.value.code == "input.too_large"
-    with pytest.raises(InputError) as err:
-        load_document(data, max_total_pixels=850 * 1100 + 1100 * 850)
-    assert err.value.code == "input.too_large"
-    with pytest.raises(InputError) as err:
-        load_document(data, max_pixels=900_000)  # page 1 is 935 000 px
-    assert err.value.code == "input.too_large"
-
-
-def test_tiff_chain_that_points_past_the_end_stops_there(pages):
-    data = bytearray(tiff(pages[:2]))
-    first_ifd = int.from_bytes(data[4:8], "little")
-    entries = int.from_bytes(data[first_ifd : first_ifd + 2], "little")
-    link = first_ifd + 2 + 12 * entries
-    data[link : link + 4] = (len(data) + 1000).to_bytes(4, "little")
-    doc = load_document(bytes(data))
-    assert doc.page_count == 1 and len(list(doc.pages())) == 1
-
-
-@pytest.mark.parametrize(
-    "name", ["image-tiff-page2-keyerror.tif", "image-tiff-page2-missing-width.tif"]
-)
-def test_tiff_with_a_corrupt_second_page_fails_before_any_page_is_used(name):
-    from pathlib import Path
-
-    path = Path(__file__).parent / "regressions" / name
-    with pytest.raises(InputError) as err:
-        load_document(path)
-    assert err.value.code == "input.unreadable" and "page 2" in err.value.message
-
-
-def test_single_images_and_arrays_are_one_page_documents(pages):
-    doc = load_document(_png(pages[0]))
-    assert (doc.format, doc.page_count) == ("PNG", 1)
-    assert np.array_equal(next(doc.pages()).pixels, pages[0])
-    doc = load_document(pages[2])
-    assert (doc.format, doc.page_count, doc.encoded) == (None, 1, b"")
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"max_pages": 0},
-        {"max_total_pixels": -1},
-        {"pdf_dpi": 10},
-        {"pdf_dpi": 5000},
-        {"pdf_dpi": True},
-    ],
-)
-def test_bad_limits_are_option_errors(kwargs):
-    with pytest.raises(OptionsError):
-        load_document(b"%PDF-1.7", **kwargs)
 
 
 @pytest.mark.devdata
