@@ -33,7 +33,13 @@ from types import FrameType  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import rythmiq  # noqa: E402
-from rythmiq._errors import ExitCode, InputError, RythmiqError, error_dict  # noqa: E402
+from rythmiq._errors import (  # noqa: E402
+    ExitCode,
+    InputError,
+    RythmiqError,
+    error_dict,
+    exit_code_of,
+)
 from rythmiq._system import rss_mb  # noqa: E402
 from rythmiq.layout import artifact_key, master_extension, master_folder  # noqa: E402
 
@@ -383,7 +389,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
         engine = _load_engine(payload, len(payload.documents) - len(resumed))
     except RythmiqError as exc:
         job["error"] = error_dict(exc)
-        return int(exc.exit_code), job
+        return exit_code_of(exc), job
     t_engine = time.time()
 
     spent = _Documents()
@@ -431,7 +437,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
         job["result_url"] = store.write(result_key, body, kind="result").url
     except RythmiqError as exc:
         job["status"], job["error"] = "error", error_dict(exc)
-        code = int(exc.exit_code)
+        code = exit_code_of(exc)
         job["exit_code"] = code
     # Recomputed so the printed figures include the result write.
     job["accounting"] = accounting()
@@ -466,7 +472,7 @@ def main(
 
             text = read_payload_bytes(payload_path)
         except RythmiqError as exc:
-            code, job = int(exc.exit_code), {"status": "error", "error": error_dict(exc)}
+            code, job = exit_code_of(exc), {"status": "error", "error": error_dict(exc)}
         else:
             code, job = run_job(text, resume=resume)
     except Cancelled:
