@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,3 +120,10 @@ def dev_rows(folder: str) -> list[dict[str, object]]:
     if not manifest.is_file():
         pytest.skip(f"dev data not present at {DEV}")
     return [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+
+
+def run_cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    """``python -m rythmiq ARGS...`` in a subprocess, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "rythmiq", *args], capture_output=True, text=True, timeout=600, **kw
+    )

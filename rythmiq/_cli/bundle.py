@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from rythmiq._cli.common import ENGINE_CHOICE
-from rythmiq._cli.lazy import deferred
+from rythmiq._cli.lazy import Deferred
 from rythmiq._registry import (
     BUNDLE_COMPRESSIONS,
     BUNDLE_INSTALLERS,
@@ -24,7 +24,7 @@ from rythmiq._registry import (
 if TYPE_CHECKING:
     from rythmiq._cli.bundle_run import run_bundle
 else:
-    run_bundle = deferred("rythmiq._cli.bundle_run:run_bundle")
+    run_bundle = Deferred("rythmiq._cli.bundle_run:run_bundle")
 
 __all__ = ["bundle"]
 

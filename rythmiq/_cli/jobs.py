@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import click
 
 from rythmiq._cli.common import EXIT_CODES
-from rythmiq._cli.lazy import deferred
+from rythmiq._cli.lazy import Deferred
 
 if TYPE_CHECKING:
     from rythmiq._cli.payload_run import run_payload_split
     from rythmiq.worker import main as run_worker
 else:
-    run_payload_split = deferred("rythmiq._cli.payload_run:run_payload_split")
-    run_worker = deferred("rythmiq.worker:main")
+    run_payload_split = Deferred("rythmiq._cli.payload_run:run_payload_split")
+    run_worker = Deferred("rythmiq.worker:main")
 
 __all__ = ["payload_group", "worker"]
 

@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from rythmiq._cli.lazy import deferred
+from rythmiq._cli.lazy import Deferred
 
 if TYPE_CHECKING:
     from rythmiq._cli.keys_run import run_decrypt, run_keygen
 else:
-    run_decrypt = deferred("rythmiq._cli.keys_run:run_decrypt")
-    run_keygen = deferred("rythmiq._cli.keys_run:run_keygen")
+    run_decrypt = Deferred("rythmiq._cli.keys_run:run_decrypt")
+    run_keygen = Deferred("rythmiq._cli.keys_run:run_keygen")
 
 __all__ = ["decrypt", "keygen"]
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from rythmiq._cli.common import ENGINE_CHOICE
-from rythmiq._cli.lazy import deferred
+from rythmiq._cli.lazy import Deferred
 from rythmiq._registry import DEFAULT_ENGINE
 
 if TYPE_CHECKING:
     from rythmiq._cli.models_run import run_models_list, run_models_prefetch
 else:
-    run_models_list = deferred("rythmiq._cli.models_run:run_models_list")
-    run_models_prefetch = deferred("rythmiq._cli.models_run:run_models_prefetch")
+    run_models_list = Deferred("rythmiq._cli.models_run:run_models_list")
+    run_models_prefetch = Deferred("rythmiq._cli.models_run:run_models_prefetch")
 
 __all__ = ["models"]
 

@@ -11,7 +11,7 @@ import click
 
 from rythmiq._cli.common import EXIT_CODES
 from rythmiq._cli.grouping import GroupedCommand
-from rythmiq._cli.lazy import deferred
+from rythmiq._cli.lazy import Deferred
 from rythmiq._cli.process_options import (
     INPUT,
     NORMALIZE,
@@ -32,7 +32,7 @@ from rythmiq._cli.process_options import (
 if TYPE_CHECKING:
     from rythmiq._cli.process_run import run_process
 else:
-    run_process = deferred("rythmiq._cli.process_run:run_process")
+    run_process = Deferred("rythmiq._cli.process_run:run_process")
 
 __all__ = ["process"]
 
