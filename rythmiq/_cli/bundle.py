@@ -1,18 +1,19 @@
 """The ``rythmiq bundle`` command: a runtime bundle for batch jobs.
 
-Its work is in :mod:`rythmiq._cli.bundle_run`, loaded when the command runs.
+Its work is in :mod:`rythmiq._cli.bundle_run`, loaded when the command runs; it gets the
+options as click gives them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from rythmiq._cli.common import ENGINE_CHOICE
-from rythmiq._cli.lazy import Deferred
+from rythmiq._cli.lazy import run_bundle
 from rythmiq._registry import (
     BUNDLE_COMPRESSIONS,
     BUNDLE_INSTALLERS,
@@ -20,11 +21,6 @@ from rythmiq._registry import (
     DEFAULT_BUNDLE_PYTHON,
     DEFAULT_ENGINE,
 )
-
-if TYPE_CHECKING:
-    from rythmiq._cli.bundle_run import run_bundle
-else:
-    run_bundle = Deferred("rythmiq._cli.bundle_run:run_bundle")
 
 __all__ = ["bundle"]
 
@@ -86,22 +82,7 @@ def _existing_file(name: str, help: str) -> Callable[..., Any]:
     help="Stash folder for the printed upload and job lines.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def bundle(
-    out_dir: Path,
-    engines: tuple[str, ...],
-    extras: tuple[str, ...],
-    python: str,
-    platform: str,
-    compression: str,
-    installer: str,
-    wheel: Path | None,
-    constraints: Path | None,
-    no_bytecode: bool,
-    no_prune: bool,
-    no_font: bool,
-    stash: str,
-    as_json: bool,
-) -> int:
+def bundle(**options: Any) -> int:
     """Build a runtime bundle for batch jobs: no pip install in the job.
 
     Writes rythmiq-bundle-<version>-<python>-<platform>-<engines>.tar.zst (rythmiq, the
@@ -110,19 +91,4 @@ def bundle(
     camber job create line. Needs the package index (or a pip/uv configuration that points
     at a mirror or a wheel folder).
     """
-    return run_bundle(
-        out_dir,
-        engines=engines or (DEFAULT_ENGINE,),
-        extras=extras,
-        python=python,
-        platform=platform,
-        compression=compression,
-        installer=installer,
-        wheel=wheel,
-        constraints=constraints,
-        bytecode=not no_bytecode,
-        prune=not no_prune,
-        font=not no_font,
-        stash=stash,
-        as_json=as_json,
-    )
+    return run_bundle(**options)

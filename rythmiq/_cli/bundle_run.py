@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from rythmiq._errors import ExitCode
+from rythmiq._registry import DEFAULT_ENGINE
 from rythmiq._util import format_bytes
 from rythmiq.bundle import build_bundle
 
@@ -15,8 +16,8 @@ __all__ = ["run_bundle"]
 
 
 def run_bundle(
-    out_dir: Path,
     *,
+    out_dir: Path,
     engines: tuple[str, ...],
     extras: tuple[str, ...],
     python: str,
@@ -25,16 +26,16 @@ def run_bundle(
     installer: str,
     wheel: Path | None,
     constraints: Path | None,
-    bytecode: bool,
-    prune: bool,
-    font: bool,
+    no_bytecode: bool,
+    no_prune: bool,
+    no_font: bool,
     stash: str,
     as_json: bool,
 ) -> int:
     """Build the bundle into ``out_dir``; print it as JSON, or with the steps to upload it."""
     built = build_bundle(
         out_dir,
-        engines=engines,
+        engines=engines or (DEFAULT_ENGINE,),
         extras=extras,
         python=python,
         platform=platform,
@@ -42,9 +43,9 @@ def run_bundle(
         installer=installer,  # type: ignore[arg-type]
         wheel=wheel,
         constraints=constraints,
-        bytecode=bytecode,
-        prune=prune,
-        font=font,
+        bytecode=not no_bytecode,
+        prune=not no_prune,
+        font=not no_font,
     )
     if as_json:
         click.echo(

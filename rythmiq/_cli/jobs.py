@@ -7,19 +7,12 @@ command runs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
 from rythmiq._cli.common import EXIT_CODES
-from rythmiq._cli.lazy import Deferred
-
-if TYPE_CHECKING:
-    from rythmiq._cli.payload_run import run_payload_split
-    from rythmiq.worker import main as run_worker
-else:
-    run_payload_split = Deferred("rythmiq._cli.payload_run:run_payload_split")
-    run_worker = Deferred("rythmiq.worker:main")
+from rythmiq._cli.lazy import run_payload_split, run_worker
 
 __all__ = ["payload_group", "worker"]
 
@@ -72,9 +65,7 @@ def payload_group() -> None:
     help="Folder for the job payloads, DIR/<job_id>.json (created if missing).",
 )
 @click.option("--force", is_flag=True, help="Replace job payload files that already exist.")
-def payload_split(
-    source: str, shards: int | None, per_job: int | None, out_dir: Path, force: bool
-) -> int:
+def payload_split(**options: Any) -> int:
     """Cut a payload's documents into job payloads, one per worker job.
 
     PAYLOAD is a payload file in the list form (or - for stdin); it may hold more than the
@@ -83,6 +74,4 @@ def payload_split(
     job id <job_id>-<i>of<N> and "resume": true. One line per job payload is printed: its
     path and number of documents.
     """
-    if shards is not None and per_job is not None:
-        raise click.UsageError("give --shards or --per-job, not both")
-    return run_payload_split(source, shards=shards, per_job=per_job, out_dir=out_dir, force=force)
+    return run_payload_split(**options)

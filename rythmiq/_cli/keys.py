@@ -1,22 +1,17 @@
 """The key commands: ``rythmiq keygen`` and ``rythmiq decrypt``.
 
-Their work is in :mod:`rythmiq._cli.keys_run`, loaded when a command runs.
+Their work is in :mod:`rythmiq._cli.keys_run`, loaded when a command runs; it gets the
+options as click gives them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
-from rythmiq._cli.lazy import Deferred
-
-if TYPE_CHECKING:
-    from rythmiq._cli.keys_run import run_decrypt, run_keygen
-else:
-    run_decrypt = Deferred("rythmiq._cli.keys_run:run_decrypt")
-    run_keygen = Deferred("rythmiq._cli.keys_run:run_keygen")
+from rythmiq._cli.lazy import run_decrypt, run_keygen
 
 __all__ = ["decrypt", "keygen"]
 
@@ -30,9 +25,9 @@ __all__ = ["decrypt", "keygen"]
 )
 @click.option("--rotate", is_flag=True, help="Add a new primary key, keep the old ones.")
 @click.option("--force", is_flag=True, help="Replace an existing keyring.")
-def keygen(path: Path | None, rotate: bool, force: bool) -> int:
+def keygen(**options: Any) -> int:
     """Create (or rotate) the keyring that encrypts masters."""
-    return run_keygen(path, rotate=rotate, force=force)
+    return run_keygen(**options)
 
 
 @click.command()
@@ -47,6 +42,6 @@ def keygen(path: Path | None, rotate: bool, force: bool) -> int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the image.",
 )
-def decrypt(store_url: str, user_id: str, document_id: str, ext: str | None, output: Path) -> int:
+def decrypt(**options: Any) -> int:
     """Decrypt a stored master."""
-    return run_decrypt(store_url, user_id=user_id, document_id=document_id, ext=ext, output=output)
+    return run_decrypt(**options)

@@ -16,7 +16,7 @@ from rythmiq.storage import Store
 __all__ = ["run_decrypt", "run_keygen"]
 
 
-def run_keygen(path: Path | None, *, rotate: bool, force: bool) -> int:
+def run_keygen(*, path: Path | None, rotate: bool, force: bool) -> int:
     """Create the keyring at ``path`` (or the default place), or add a new primary key to it."""
     path = Path(path or default_keyring_path())
     if rotate:
@@ -49,7 +49,7 @@ def _master_key(store: Store, ids: Ids, ext: str | None) -> str:
 
 
 def run_decrypt(
-    store_url: str, *, user_id: str, document_id: str, ext: str | None, output: Path
+    *, store_url: str, user_id: str, document_id: str, ext: str | None, output: Path
 ) -> int:
     """Decrypt the document's master from the store into ``output``."""
     # The master is keyed by user and document; the job id only places outputs.

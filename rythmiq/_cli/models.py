@@ -1,25 +1,20 @@
 """The ``rythmiq models`` commands: where the OCR models come from, and copying them.
 
-Their work is in :mod:`rythmiq._cli.models_run`, loaded when a command runs.
+Their work is in :mod:`rythmiq._cli.models_run`, loaded when a command runs; it gets the
+options as click gives them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from rythmiq._cli.common import ENGINE_CHOICE
-from rythmiq._cli.lazy import Deferred
+from rythmiq._cli.lazy import run_models_list, run_models_prefetch
 from rythmiq._registry import DEFAULT_ENGINE
-
-if TYPE_CHECKING:
-    from rythmiq._cli.models_run import run_models_list, run_models_prefetch
-else:
-    run_models_list = Deferred("rythmiq._cli.models_run:run_models_list")
-    run_models_prefetch = Deferred("rythmiq._cli.models_run:run_models_prefetch")
 
 __all__ = ["models"]
 
@@ -48,12 +43,12 @@ def _model_options(f: Callable[..., Any]) -> Callable[..., Any]:
 @models.command("list")
 @_model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def models_list(engine: str, det_model: str | None, rec_model: str | None, as_json: bool) -> int:
+def models_list(**options: Any) -> int:
     """Show each model's name, source (explicit/env/bundled/download) and path.
 
     ONNX models are never downloaded: a missing one is an error (exit code 6).
     """
-    return run_models_list(engine=engine, det_model=det_model, rec_model=rec_model, as_json=as_json)
+    return run_models_list(**options)
 
 
 @models.command("prefetch")
@@ -65,7 +60,7 @@ def models_list(engine: str, det_model: str | None, rec_model: str | None, as_js
     help="Folder to put the models in: DIR/<name>/ (paddle) or DIR/<name>.onnx (onnx).",
 )
 @_model_options
-def models_prefetch(dest: Path, engine: str, det_model: str | None, rec_model: str | None) -> int:
+def models_prefetch(**options: Any) -> int:
     """Copy (or download) both models into DIR, for RYTHMIQ_MODEL_DIR=DIR.
 
     Local models (RYTHMIQ_MODEL_DIR, or the bundled weights) are copied; other PaddleOCR
@@ -73,4 +68,4 @@ def models_prefetch(dest: Path, engine: str, det_model: str | None, rec_model: s
     with exit code 6). ONNX models are only copied, never downloaded: a missing one fails
     with exit code 6.
     """
-    return run_models_prefetch(dest, engine=engine, det_model=det_model, rec_model=rec_model)
+    return run_models_prefetch(**options)

@@ -33,7 +33,7 @@ def run_models_list(
 
 
 def run_models_prefetch(
-    dest: Path, *, engine: str, det_model: str | None, rec_model: str | None
+    *, dest: Path, engine: str, det_model: str | None, rec_model: str | None
 ) -> int:
     """Put both models into ``dest``; print where they went and how to use them."""
     placed = prefetch_models(

@@ -22,9 +22,11 @@ __all__ = ["run_payload_split"]
 
 
 def run_payload_split(
-    source: str, *, shards: int | None, per_job: int | None, out_dir: Path, force: bool
+    *, source: str, shards: int | None, per_job: int | None, out_dir: Path, force: bool
 ) -> int:
     """Write one job payload per shard into ``out_dir``; print each one's path and size."""
+    if shards is not None and per_job is not None:
+        raise click.UsageError("give --shards or --per-job, not both")
     parts = split_payload(read_payload_bytes(source, MAX_SPLIT_BYTES), shards, per_job=per_job)
     keys = [job_payload_key(part["job_id"]) for part in parts]
     if not force:

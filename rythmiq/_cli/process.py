@@ -1,38 +1,19 @@
 """The ``rythmiq process`` command: its arguments, option groups and help.
 
-The work is :func:`rythmiq._cli.process_run.run_process`, loaded when the command runs.
+The work is :func:`rythmiq._cli.process_run.run_process`, loaded when the command runs; it
+gets the paths and one dataclass per option group.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import click
 
 from rythmiq._cli.common import EXIT_CODES
 from rythmiq._cli.grouping import GroupedCommand
-from rythmiq._cli.lazy import Deferred
-from rythmiq._cli.process_options import (
-    INPUT,
-    NORMALIZE,
-    OCR,
-    OUTPUT,
-    QUALITY,
-    STORE,
-    WORKERS,
-    InputOptions,
-    NormalizeOptions,
-    OcrOptions,
-    OutputOptions,
-    QualityOptions,
-    StoreOptions,
-    WorkerOptions,
-)
-
-if TYPE_CHECKING:
-    from rythmiq._cli.process_run import run_process
-else:
-    run_process = Deferred("rythmiq._cli.process_run:run_process")
+from rythmiq._cli.lazy import run_process
+from rythmiq._cli.process_options import INPUT, NORMALIZE, OCR, OUTPUT, QUALITY, STORE, WORKERS
 
 __all__ = ["process"]
 
@@ -46,16 +27,7 @@ __all__ = ["process"]
 @STORE
 @OUTPUT
 @WORKERS
-def process(
-    paths: tuple[str, ...],
-    inputs: InputOptions,
-    quality: QualityOptions,
-    normalize: NormalizeOptions,
-    ocr: OcrOptions,
-    store: StoreOptions,
-    output: OutputOptions,
-    workers: WorkerOptions,
-) -> int:
+def process(paths: tuple[str, ...], **groups: Any) -> int:
     """Score, normalize and OCR document images and PDFs.
 
     Each PATH is an image or PDF file, a folder (searched recursively for .jpg .jpeg .png
@@ -72,13 +44,4 @@ def process(
     read, and with --out each page gets its own normalized image under pages/NNNN/. --pdf,
     --hocr and --txt choose the document outputs stored next to them (default: --txt).
     """
-    return run_process(
-        paths,
-        inputs=inputs,
-        quality=quality,
-        normalize=normalize,
-        ocr=ocr,
-        store=store,
-        output=output,
-        workers=workers,
-    )
+    return run_process(paths, **groups)

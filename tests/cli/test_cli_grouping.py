@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from rythmiq._cli import bundle, jobs, keys, models, process
+from rythmiq._cli import bundle, jobs, keys, lazy, models, process
 from rythmiq._cli.grouping import GroupedCommand, OptionGroup, option
 from rythmiq._cli.lazy import Deferred, resolve
 from rythmiq._cli.process_options import OcrOptions, StoreOptions, WorkerOptions
@@ -99,16 +99,8 @@ def test_process_groups_give_the_process_options_they_set():
         WorkerOptions(workers=1, max_docs_per_worker=None, timeout=3.0).check()
 
 
-DECLARATIONS = (bundle, jobs, keys, models, process)
-
-
-def test_every_deferred_runner_resolves_to_a_function_that_takes_the_call():
-    found = {
-        name: value
-        for module in DECLARATIONS
-        for name, value in vars(module).items()
-        if isinstance(value, Deferred)
-    }
+def test_every_runner_is_deferred_and_resolves_to_a_function_that_takes_the_call():
+    found = {name: value for name, value in vars(lazy).items() if isinstance(value, Deferred)}
     assert sorted(found) == [
         "run_bundle",
         "run_decrypt",
@@ -119,11 +111,16 @@ def test_every_deferred_runner_resolves_to_a_function_that_takes_the_call():
         "run_process",
         "run_worker",
     ]
+    assert sorted(found) == sorted(n for n in lazy.__all__ if n.startswith("run_"))
     for name, stand_in in found.items():
         function = resolve(stand_in.target)
         assert callable(function) and inspect.signature(function).parameters, name
     module = importlib.import_module("rythmiq._cli.process_run")
     assert resolve(found["run_process"].target) is module.run_process
+    # The declarations call the stand-ins, not the runners.
+    for declaration in (bundle, jobs, keys, models, process):
+        called = [v for v in vars(declaration).values() if isinstance(v, Deferred)]
+        assert called and all(v in found.values() for v in called), declaration.__name__
 
 
 def test_a_deferred_target_must_name_a_module_and_a_function():
