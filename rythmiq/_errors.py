@@ -9,6 +9,7 @@ from rythmiq._public import public
 from rythmiq._redact import redact
 
 __all__ = [
+    "EXIT_INTERRUPTED",
     "BatchError",
     "BundleError",
     "CryptoError",
@@ -21,6 +22,7 @@ __all__ = [
     "RythmiqError",
     "StorageError",
     "error_dict",
+    "exit_code_of",
 ]
 
 
@@ -28,8 +30,9 @@ __all__ = [
 class ExitCode(enum.IntEnum):
     """Process exit codes used by the CLI and the worker shim.
 
-    The library never exits; only the adapters map an exception's ``exit_code`` to the
-    process status. The numbers are part of the public contract and never change meaning.
+    The library never exits; only the adapters turn an exception into the process status,
+    through :func:`exit_code_of`. The numbers are part of the public contract and never
+    change meaning.
     """
 
     OK = 0
@@ -174,7 +177,8 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
     """The one JSON form of an error, for job results, batch results and ``--json`` output.
 
     A :class:`RythmiqError` gives its ``{"code", "message", "exit_code"}``; anything else is
-    ``internal`` (exit code 1) with the exception's type and text. Messages pass through
+    ``internal`` with the exception's type and text, and the exit code of
+    :func:`exit_code_of` (1, or 130 for Ctrl-C). Messages pass through
     :func:`~rythmiq.storage.redact`, so no secret, or any piece of one, is ever in them.
     """
     if isinstance(exc, RythmiqError):
@@ -184,5 +188,22 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
     return {
         "code": "internal",
         "message": redact(f"{type(exc).__name__}: {exc}"),
-        "exit_code": int(ExitCode.INTERNAL),
+        "exit_code": exit_code_of(exc),
     }
+
+
+#: The status of a run stopped by Ctrl-C: 128 + SIGINT, the shell's convention.
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The process exit code for ``exc``: the one mapping the CLI and the worker use.
+
+    A :class:`RythmiqError` gives its ``exit_code``; a :class:`KeyboardInterrupt` (Ctrl-C)
+    gives 130; anything else is ``internal`` (1). :func:`error_dict` reports the same code.
+    """
+    if isinstance(exc, RythmiqError):
+        return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    return int(ExitCode.INTERNAL)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from rythmiq._errors import InputError, OptionsError
 from rythmiq._system import font_path
 from rythmiq._version import __version__
+from rythmiq.layout import output_name
 from rythmiq.results import ProcessResult
 
 if TYPE_CHECKING:
@@ -231,8 +232,7 @@ def result_to_hocr(result: ProcessResult, *, title: str = "rythmiq OCR") -> str:
     for page in result.pages:
         image = page.image
         ocr = page.ocr or OcrResult((), image.width, image.height, "")
-        name = f"pages/{page.index + 1:04d}/normalized.jpg" if multi else "normalized.jpg"
-        pages.append((ocr, name))
+        pages.append((ocr, output_name("normalized", page=page.index + 1 if multi else None)))
     return to_hocr(pages, title=title)
 
 

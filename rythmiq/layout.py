@@ -1,4 +1,4 @@
-"""Artifact layout: id validation and the one function that builds every object key.
+"""Artifact layout: id validation and the functions that build every object key.
 
 Pure: nothing here touches a store. Every check runs before any I/O, so a hostile id or key
 is refused with :class:`~rythmiq.StorageError` (``storage.invalid_key``) and nothing is
@@ -21,6 +21,8 @@ from 1, four digits), and one text, hOCR and PDF for the whole document.
 A job with several documents (a worker payload with a ``documents`` list) puts each
 document's outputs in ``output/{user_id}/{job_id}/{document_id}/`` (with its own
 ``result.json``) and writes the job result at ``output/{user_id}/{job_id}/result.json`` last.
+
+``rythmiq payload split`` writes each job payload as ``{job_id}.json`` in the folder it is given.
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ __all__ = [
     "Ids",
     "artifact_key",
     "is_output_file",
+    "job_payload_key",
     "master_ext_of",
     "master_extension",
     "master_folder",
     "output_folder",
+    "output_name",
     "validate_document_id",
     "validate_id",
     "validate_input_key",
@@ -226,6 +230,37 @@ def is_output_file(relative: str) -> bool:
     puts there for a document, other than ``result.json``: its images (per page too), text,
     hOCR or searchable PDF."""
     return _OUTPUT_FILE.fullmatch(relative) is not None
+
+
+# Any valid ids: an output's place inside its folder does not depend on them.
+_ANY_IDS = Ids("user", "job", "document")
+
+
+def output_name(kind: ArtifactKind, *, page: int | None = None) -> str:
+    """The key of a document output relative to its folder, as :func:`artifact_key` places it.
+
+    The folder is ``output/{user_id}/{job_id}/`` (or the document's own folder in a job of
+    several documents); the name is ``normalized.jpg``, ``pages/0001/normalized.jpg``,
+    ``text.hocr``... The hOCR of a document names its page images by it.
+
+    Raises:
+        StorageError: ``storage.invalid_key`` for the master (it is not in an output folder),
+            an unknown kind or a bad page, as :func:`artifact_key` does.
+    """
+    if kind == "master":
+        raise StorageError(
+            "the master is not in an output folder; use artifact_key", code="storage.invalid_key"
+        )
+    return artifact_key(kind, _ANY_IDS, page=page).removeprefix(output_folder(_ANY_IDS))
+
+
+def job_payload_key(job_id: str) -> str:
+    """The key of a job payload in the folder ``rythmiq payload split`` writes: ``{job_id}.json``.
+
+    Raises:
+        StorageError: ``storage.invalid_key`` when ``job_id`` is not a safe id.
+    """
+    return f"{validate_id(job_id, 'job_id')}.json"
 
 
 # Pillow format name -> master file extension.

@@ -33,7 +33,13 @@ from hashlib import sha256  # noqa: E402
 from types import FrameType  # noqa: E402
 from typing import Any  # noqa: E402
 
-from rythmiq._errors import ExitCode, InputError, RythmiqError, error_dict  # noqa: E402
+from rythmiq._errors import (  # noqa: E402
+    ExitCode,
+    InputError,
+    RythmiqError,
+    error_dict,
+    exit_code_of,
+)
 from rythmiq._logging import setup_logging  # noqa: E402
 from rythmiq._system import rss_mb  # noqa: E402
 from rythmiq.keyring import Keyring, load_keyring  # noqa: E402
@@ -380,7 +386,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
         engine = _load_engine(payload, len(payload.documents) - len(resumed))
     except RythmiqError as exc:
         job["error"] = error_dict(exc)
-        return int(exc.exit_code), job
+        return exit_code_of(exc), job
     t_engine = time.time()
 
     spent = _Documents()
@@ -428,7 +434,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
         job["result_url"] = store.write(result_key, body, kind="result").url
     except RythmiqError as exc:
         job["status"], job["error"] = "error", error_dict(exc)
-        code = int(exc.exit_code)
+        code = exit_code_of(exc)
         job["exit_code"] = code
     # Recomputed so the printed figures include the result write.
     job["accounting"] = accounting()
@@ -459,7 +465,7 @@ def main(
         try:
             text = read_payload_bytes(payload_path)
         except RythmiqError as exc:
-            code, job = int(exc.exit_code), {"status": "error", "error": error_dict(exc)}
+            code, job = exit_code_of(exc), {"status": "error", "error": error_dict(exc)}
         else:
             code, job = run_job(text, resume=resume)
     except Cancelled:

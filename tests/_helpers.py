@@ -9,6 +9,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,3 +278,10 @@ def tiff(pages: list[np.ndarray], dpi: tuple[int, int] = (200, 200)) -> bytes:
     first, *rest = [Image.fromarray(p) for p in pages]
     first.save(buf, "TIFF", save_all=True, append_images=rest, dpi=dpi, compression="tiff_lzw")
     return buf.getvalue()
+
+
+def run_cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
+    """``python -m rythmiq ARGS...`` in a subprocess, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "rythmiq", *args], capture_output=True, text=True, timeout=600, **kw
+    )

@@ -62,3 +62,12 @@ def test_error_dict_is_the_one_json_form_and_redacts(monkeypatch):
     assert typed == {"code": "storage.permission", "message": "denied for ***", "exit_code": 7}
     other = error_dict(KeyError("s3cr3t/With+Slash"))
     assert other == {"code": "internal", "message": "KeyError: '***'", "exit_code": 1}
+
+
+def test_exit_code_of_is_the_one_mapping_to_process_status():
+    from rythmiq._errors import error_dict, exit_code_of
+
+    for err in (InputError("x"), StorageError("x"), OptionsError("x"), RythmiqError("x")):
+        assert exit_code_of(err) == int(err.exit_code) == error_dict(err)["exit_code"]
+    assert exit_code_of(ValueError("x")) == 1 == error_dict(ValueError("x"))["exit_code"]
+    assert exit_code_of(KeyboardInterrupt()) == 130

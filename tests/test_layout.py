@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rythmiq import StorageError
-from rythmiq.layout import ID_PATTERN, Ids, artifact_key, validate_id, validate_input_key
+from rythmiq.layout import (
+    ID_PATTERN,
+    Ids,
+    artifact_key,
+    job_payload_key,
+    output_name,
+    validate_id,
+    validate_input_key,
+)
 
 # Hostile ids: each must be refused by validate_id.
 BAD_IDS = [
@@ -163,6 +171,25 @@ def test_artifact_keys():
         artifact_key("preview", ids, ext="jpg")
     with pytest.raises(StorageError):
         artifact_key("secrets", ids)  # type: ignore[arg-type]
+
+
+def test_output_names_are_the_artifact_keys_inside_their_folder():
+    ids = Ids("u1", "job-7", "doc-3")
+    for kind in ("normalized", "preview", "text", "hocr", "pdf", "result"):
+        assert f"output/u1/job-7/{output_name(kind)}" == artifact_key(kind, ids)
+        assert artifact_key(kind, ids, per_document=True).endswith(f"/doc-3/{output_name(kind)}")
+    assert output_name("normalized", page=12) == "pages/0012/normalized.jpg"
+    assert output_name("preview", page=1) == "pages/0001/preview.jpg"
+    for kind, page in (("master", None), ("text", 1), ("normalized", 0), ("nope", None)):
+        with pytest.raises(StorageError):
+            output_name(kind, page=page)  # type: ignore[arg-type]
+
+
+def test_job_payload_keys():
+    assert job_payload_key("job-7-01of12") == "job-7-01of12.json"
+    for bad in ("../x", "a/b", ""):
+        with pytest.raises(StorageError):
+            job_payload_key(bad)
 
 
 @settings(max_examples=300, deadline=None)

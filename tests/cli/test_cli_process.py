@@ -1,4 +1,4 @@
-"""The `rythmiq` command line, run as a real subprocess."""
+"""`rythmiq process`, run as a real subprocess: inputs, outputs, stores and exit codes."""
 
 from __future__ import annotations
 
@@ -12,37 +12,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from _helpers import PAGE_LINES, needs_paddle, render_page
+from _helpers import PAGE_LINES, render_page
+from _helpers import run_cli as run
 from PIL import Image
 
 from rythmiq.metrics import word_f1
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def cli_env(tmp_path):
-    """The environment for CLI runs: a private config dir, no keyring or cloud settings."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RYTHMIQ_", "AWS_", "SPACES_")) and k != "XDG_CONFIG_HOME"
-    }
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    return env
-
-
-def run(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "rythmiq", *args], capture_output=True, text=True, timeout=600, **kw
-    )
-
-
-@pytest.fixture(scope="module")
-def page_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli") / "page.png"
-    Image.fromarray(render_page()).save(path, dpi=(200, 200))
-    return path
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_no_ocr_json(page_file, tmp_path, cli_env):
@@ -82,102 +58,6 @@ def test_no_ocr_json(page_file, tmp_path, cli_env):
     assert keyring.stat().st_mode & 0o777 == 0o600
 
 
-def test_decrypt_round_trip_and_rotation(page_file, tmp_path, cli_env):
-    store = tmp_path / "store"
-    out = run(
-        "process",
-        "--no-ocr",
-        "--out",
-        store.as_uri(),
-        "--user-id",
-        "u7",
-        "--document-id",
-        "d7",
-        str(page_file),
-        env=cli_env,
-    )
-    assert out.returncode == 0, out.stderr
-    target = tmp_path / "master.png"
-    out = run(
-        "decrypt",
-        "--store",
-        str(store),
-        "--user-id",
-        "u7",
-        "--document-id",
-        "d7",
-        "-o",
-        str(target),
-        env=cli_env,
-    )
-    assert out.returncode == 0, out.stderr
-    assert target.read_bytes() == page_file.read_bytes()
-    # The wrong document id finds no master; a forged path is refused before any I/O.
-    out = run(
-        "decrypt",
-        "--store",
-        str(store),
-        "--user-id",
-        "u7",
-        "--document-id",
-        "d8",
-        "-o",
-        str(tmp_path / "x"),
-        env=cli_env,
-    )
-    assert out.returncode == 7 and not (tmp_path / "x").exists()
-    out = run(
-        "decrypt",
-        "--store",
-        str(store),
-        "--user-id",
-        "../u7",
-        "--document-id",
-        "d7",
-        "-o",
-        str(tmp_path / "x"),
-        env=cli_env,
-    )
-    assert out.returncode == 7 and "storage.invalid_key" in out.stderr
-    # Rotation keeps old masters readable.
-    out = run("keygen", "--rotate", env=cli_env)
-    assert out.returncode == 0, out.stderr
-    out = run(
-        "decrypt",
-        "--store",
-        str(store),
-        "--user-id",
-        "u7",
-        "--document-id",
-        "d7",
-        "-o",
-        str(tmp_path / "again.png"),
-        env=cli_env,
-    )
-    assert out.returncode == 0 and (tmp_path / "again.png").read_bytes() == target.read_bytes()
-    # keygen refuses to overwrite the keyring without --force.
-    out = run("keygen", env=cli_env)
-    assert out.returncode == 8 and "crypto.keyring_exists" in out.stderr
-
-
-def test_decrypt_without_a_keyring_fails_clearly(tmp_path, cli_env):
-    out = run(
-        "decrypt",
-        "--store",
-        str(tmp_path),
-        "--user-id",
-        "u",
-        "--document-id",
-        "d",
-        "--ext",
-        "png",
-        "-o",
-        str(tmp_path / "x"),
-        env=cli_env,
-    )
-    assert out.returncode == 8 and "crypto.no_keyring" in out.stderr
-
-
 def test_missing_file_exits_with_input_code(tmp_path):
     out = run("process", str(tmp_path / "nope.jpg"))
     assert out.returncode == 5
@@ -197,26 +77,6 @@ def test_partial_batch(page_file, tmp_path):
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows[0]["page_count"] == 1 and rows[0]["pages"][0]["quality"]["passed"]
     assert rows[1]["error"]["code"] == "input.not_found"
-
-
-def test_usage_errors_exit_2():
-    assert run("process").returncode == 2
-    assert run("process", "--box", "big", "x.jpg").returncode == 2
-    out = run("process", "--threshold", "7", "x.jpg")
-    assert out.returncode == 2 and "threshold" in out.stderr
-    for args in [(), ("nope",), ("process", "--nope", "x.jpg"), ("models",)]:
-        out = run(*args)
-        assert out.returncode == 2, args
-        # One line, in the same shape as every other error.
-        assert out.stderr.startswith("rythmiq: error [options.invalid] "), args
-        assert len(out.stderr.splitlines()) == 1 and out.stdout == "", args
-
-
-def test_version():
-    from rythmiq import __version__
-
-    out = run("--version")
-    assert out.returncode == 0 and out.stdout == f"rythmiq {__version__}\n"
 
 
 def _images(root, names):
@@ -325,59 +185,6 @@ def test_url_inputs_take_the_document_id_from_the_name(s3_env, tmp_path):
     digest = hashlib.sha256((tmp_path / "odd name.png").read_bytes()).hexdigest()[:16]
     assert [r["ids"]["document_id"] for r in rows] == ["scan-7", f"doc-{digest}"]
     assert (store / "master/local/scan-7/master.png.enc").is_file()
-
-
-def test_debug_shows_a_traceback_default_shows_one_line(tmp_path):
-    missing = str(tmp_path / "nope.png")
-    out = run("process", "--no-ocr", missing)
-    assert out.returncode == 5
-    assert out.stderr.splitlines() == [
-        f"rythmiq: error [input.not_found] no such file: {missing!r}"
-    ]
-    out = run("--debug", "process", "--no-ocr", missing)
-    assert out.returncode == 5
-    assert "Traceback (most recent call last)" in out.stderr
-    assert out.stderr.rstrip().endswith(
-        f"rythmiq: error [input.not_found] no such file: {missing!r}"
-    )
-
-
-def test_models_list_shows_the_default_engines_bundled_models(cli_env):
-    out = run("models", "list", "--json", env=cli_env)
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
-    assert d["engine"] == "onnx"
-    assert d["det"]["name"] == "PP-OCRv6_det_small" and d["rec"]["name"] == "PP-OCRv6_rec_small"
-    for role in ("det", "rec"):
-        assert d[role]["source"] == "bundled" and d[role]["path"].endswith(".onnx")
-        assert Path(d[role]["path"]).is_file()
-
-
-@needs_paddle
-def test_models_list_shows_bundled_sources_for_paddle(cli_env):
-    out = run("models", "list", "--engine", "paddle", "--json", env=cli_env)
-    assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
-    assert d["det"]["name"] == "PP-OCRv5_mobile_det" and d["rec"]["name"] == "PP-OCRv5_mobile_rec"
-    for role in ("det", "rec"):
-        assert d[role]["source"] == "bundled"
-        assert (Path(d[role]["path"]) / "inference.pdiparams").is_file()
-    out = run(
-        "models", "list", "--engine", "paddle", "--det-model", "PP-OCRv5_server_det", env=cli_env
-    )
-    det, rec = out.stdout.splitlines()
-    assert det.split()[:3] == ["det", "PP-OCRv5_server_det", "download"]
-    assert rec.split()[:3] == ["rec", "PP-OCRv5_mobile_rec", "bundled"]
-    assert run("models", "list", "--rec-model", "../x", env=cli_env).returncode == 2
-
-
-def test_worker_command_delegates_to_the_worker(tmp_path):
-    payload = tmp_path / "payload.json"
-    payload.write_text("{}")
-    out = run("worker", "--payload", str(payload))
-    assert out.returncode == 4, out.stderr
-    job = json.loads(out.stdout)
-    assert job["status"] == "error" and job["error"]["code"].startswith("payload.")
 
 
 @pytest.mark.integration

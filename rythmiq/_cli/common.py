@@ -1,0 +1,17 @@
+"""What several commands' declarations share: the exit-code epilog and the engine choice."""
+
+from __future__ import annotations
+
+import click
+
+from rythmiq._registry import ENGINES
+
+__all__ = ["ENGINE_CHOICE", "EXIT_CODES"]
+
+EXIT_CODES = (
+    "Exit codes: 0 ok, 1 internal, 2 usage, 3 partial (some inputs failed), 4 payload, "
+    "5 input, 6 model, 7 storage, 8 crypto, 9 bundle. See docs/errors.md."
+)
+
+#: ``--engine``'s values: the engine registry's names, in its order.
+ENGINE_CHOICE = click.Choice(list(ENGINES))
