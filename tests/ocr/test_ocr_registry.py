@@ -83,6 +83,10 @@ def test_a_forked_child_neither_hangs_nor_uses_the_parents_engines(page):
     cached.recognize(page)
     mine = OnnxEngine(EngineConfig(threads=1))
     mine.recognize(page)
+    # What earlier tests left as garbage (a closed PaddleEngine's pipeline in a reference
+    # cycle) is freed here, not by the child's gc.collect(): that would destroy a Paddle
+    # predictor in the child, which crashes it. The parent's live engines are the subject.
+    gc.collect()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
         pid = os.fork()
