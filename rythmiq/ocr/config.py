@@ -81,7 +81,7 @@ class EngineConfig:
         rec_model_dir: Explicit recognition model directory.
         threads: CPU threads, an integer >= 1; ``None`` resolves through
             :func:`resolve_threads`.
-        enable_mkldnn: Use oneDNN on CPU (several times faster; needs paddlepaddle 3.2.2).
+        enable_mkldnn: Use oneDNN on CPU (much faster; needs paddlepaddle 3.2.2).
             Paddle only.
         det_limit_side_len: Detection sees the image scaled down so that its longer side is at
             most this many pixels (never scaled up); recognition still reads each line from

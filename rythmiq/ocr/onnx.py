@@ -134,14 +134,15 @@ class OnnxEngine(LibraryEngine):
             "Rec.rec_batch_num": self.config.rec_batch_size,
             # Pad short lines to 64 px wide, not PaddleOCR's 320: a receipt is mostly short
             # lines (a price, a quantity), and recognition time grows with the padded width;
-            # 320 -> 160 -> 64 held word-F1 on the dev pages in less time (docs/benchmarks.md).
+            # 320 -> 160 -> 64 held word-F1 on the dev pages in less time (bench_engine_settings.py
+            # onnx-w320 onnx-w160 onnx-w96 onnx onnx-w48; the figures: docs/benchmarks.md).
             "Rec.rec_img_shape": [3, 48, 64],
             "EngineConfig.onnxruntime.intra_op_num_threads": threads,
             "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             # RapidOCR turns ONNX Runtime's CPU memory arena off; with it on, every line's
             # tensors are not allocated afresh, which saves time most on a receipt of many
             # short lines. It keeps its high-water mark, so peak RSS grows, still well under
-            # the Paddle engine's (docs/benchmarks.md).
+            # the Paddle engine's (bench_engine_settings.py onnx-noarena onnx; docs/benchmarks.md).
             "EngineConfig.onnxruntime.enable_cpu_mem_arena": True,
         }
         if self.config.runtime == "openvino":
