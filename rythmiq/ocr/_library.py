@@ -46,11 +46,15 @@ def orphan_engines() -> None:
 
 
 def _spec_of(cls: type) -> EngineSpec:
-    """The :data:`ENGINES` entry that names ``cls``."""
+    """The :data:`ENGINES` entry that names ``cls``, else the one its parent class serves (a
+    subclass of an engine, such as a benchmark's variant, serves the same engine)."""
     for spec in ENGINES.values():
         if spec.cls == cls.__name__:
             return spec
-    raise TypeError(f"no ENGINES entry names {cls.__name__} (EngineSpec.cls)")
+    inherited: EngineSpec | None = getattr(cls, "_spec", None)
+    if inherited is None:
+        raise TypeError(f"no ENGINES entry names {cls.__name__} (EngineSpec.cls)")
+    return inherited
 
 
 @dataclass

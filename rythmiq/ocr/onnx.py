@@ -75,6 +75,8 @@ class OnnxEngine(LibraryEngine):
     config: EngineConfig = field(default_factory=lambda: OnnxEngine._default_config())
 
     _library: ClassVar[str] = "RapidOCR"
+    # Detect on the part of the image that holds anything (content_box) instead of all of it.
+    _crop_to_content: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         asked = self.config.runtime
@@ -194,9 +196,8 @@ class OnnxEngine(LibraryEngine):
             for text, score in zip(out.txts, out.scores, strict=True)
         ]
 
-    def _crop(self, image: NDArray[np.uint8]) -> tuple[int, int, int, int]:
-        # Detect on the part of the image that holds anything instead of all of it.
-        return content_box(image)
+    def _crop(self, image: NDArray[np.uint8]) -> tuple[int, int, int, int] | None:
+        return content_box(image) if self._crop_to_content else None
 
     def _library_input(self, image: NDArray[np.uint8]) -> Any:
         import cv2

@@ -105,6 +105,15 @@ def test_content_box_is_the_whole_image_when_cropping_saves_little(image):
     assert content_box(image) == (0, 0, image.shape[1], image.shape[0])
 
 
+def test_the_engine_reads_the_content_box_unless_told_not_to():
+    class WholeImage(OnnxEngine):  # benchmarks/bench_default_engine.py v-nocrop
+        _crop_to_content = False
+
+    page = _one_line_page()
+    assert object.__new__(OnnxEngine)._crop(page) == content_box(page) != (0, 0, 3600, 4800)
+    assert object.__new__(WholeImage)._crop(page) is None
+
+
 @pytest.mark.integration
 @needs_rapidocr
 def test_one_small_line_on_a_large_empty_page_is_read():

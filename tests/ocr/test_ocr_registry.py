@@ -27,6 +27,7 @@ from rythmiq.ocr import (
     default_engine,
     registry,
 )
+from rythmiq.ocr._library import LibraryEngine
 
 # --------------------------------------------------------------------------- the table
 
@@ -48,6 +49,17 @@ def test_create_engine_makes_the_class_the_registry_names(monkeypatch):
     monkeypatch.setitem(registry._CLASSES, ENGINES["onnx"].cls, Recorder)
     assert isinstance(create_engine(EngineConfig(threads=1)), Recorder)
     assert made == [EngineConfig(threads=1).resolved()]
+
+
+def test_a_subclass_of_an_engine_serves_the_same_engine():
+    class Variant(OnnxEngine):  # e.g. a benchmark's variant
+        pass
+
+    assert Variant._spec is ENGINES["onnx"] and Variant._default_config().engine == "onnx"
+    with pytest.raises(TypeError, match="Unlisted"):
+
+        class Unlisted(LibraryEngine):
+            pass
 
 
 # --------------------------------------------------------------------------- the cache
