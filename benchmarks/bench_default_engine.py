@@ -16,7 +16,7 @@ from other processes hits them alike. Variants:
 * ``ort``: the same with ``runtime="onnxruntime"`` (the ONNX engine before OpenVINO);
 * ``paddle``: the same with ``engine="paddle"`` (needs ``rythmiq[paddle]``; slow);
 * ``paddle-v6``: ``engine="paddle"`` with the PP-OCRv6 small models, which PaddleOCR runs on
-  its ONNX Runtime engine from the rapidocr wheel's files (``rythmiq._paddle_onnx``);
+  its ONNX Runtime engine from the rapidocr wheel's files (``rythmiq.ocr._paddle_onnx``);
 * ``v-*``: settings variants of the default engine (see :data:`VARIANTS`), each an
   ``EngineConfig``/``ProcessOptions`` change or a patched engine, measured the same way.
 

@@ -1,8 +1,9 @@
 """The engine registry and the ONNX runtimes: plain data, cheap to import (no numpy).
 
 Each engine is one :class:`EngineSpec` entry of :data:`ENGINES`. Creating an engine
-(:func:`rythmiq.ocr.create_engine`), the CLI's ``--engine`` choices, the options' checks and
-the install hint of a missing dependency all read that one table.
+(:func:`rythmiq.ocr.create_engine`), the CLI's ``--engine`` choices, the options' checks
+(:func:`engine_spec`), model resolution and the install hint of a missing dependency
+(:func:`missing_dependency`) all read that one table.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ __all__ = [
     "ONNX_CLS_MODEL",
     "ONNX_DET_MODEL",
     "ONNX_REC_MODEL",
+    "OWN_LIBRARY",
     "RUNTIMES",
     "EngineSpec",
+    "engine_spec",
+    "missing_dependency",
     "resolve_runtime",
 ]
 
@@ -33,6 +37,15 @@ DEFAULT_REC_MODEL = "PP-OCRv5_mobile_rec"
 ONNX_DET_MODEL = "PP-OCRv6_det_small"
 ONNX_REC_MODEL = "PP-OCRv6_rec_small"
 ONNX_CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile"
+
+
+#: Runtimes of the ONNX engine. ``"auto"`` is the first of the others that is installed:
+#: OpenVINO, the faster of the two on the dev pages at the same word-F1 (see
+#: ``docs/benchmarks.md``).
+RUNTIMES = ("auto", "openvino", "onnxruntime")
+RUNTIME_INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
+#: The runtimes of an engine that runs on its own library: ``"auto"`` only.
+OWN_LIBRARY: tuple[str, ...] = ("auto",)
 
 
 @dataclass(frozen=True)
@@ -51,6 +64,11 @@ class EngineSpec:
         rec_model: Default recognition model.
         det_limit_side_len: Default :attr:`EngineConfig.det_limit_side_len`.
         rec_batch_size: Default :attr:`EngineConfig.rec_batch_size`.
+        runtimes: The :attr:`EngineConfig.runtime` values it takes: :data:`RUNTIMES`, or
+            :data:`OWN_LIBRARY` (``"auto"`` only) for an engine that runs on its own library.
+        model_layout: How its models are stored and found (:mod:`rythmiq.ocr.models`):
+            ``"paddle-folder"`` (a folder per model, downloaded by PaddleOCR when missing) or
+            ``"onnx-file"`` (one ``.onnx`` file per model, never downloaded).
     """
 
     name: str
@@ -63,6 +81,13 @@ class EngineSpec:
     rec_model: str
     det_limit_side_len: int
     rec_batch_size: int
+    runtimes: tuple[str, ...] = OWN_LIBRARY
+    model_layout: str = "paddle-folder"
+
+    @property
+    def picks_runtime(self) -> bool:
+        """Whether :attr:`EngineConfig.runtime` chooses what runs this engine's models."""
+        return self.runtimes != OWN_LIBRARY
 
 
 #: The engine registry: creation, the CLI's choices, the payload schema's check and the
@@ -81,6 +106,8 @@ ENGINES: dict[str, EngineSpec] = {
         rec_model=ONNX_REC_MODEL,
         det_limit_side_len=960,
         rec_batch_size=1,
+        runtimes=RUNTIMES,
+        model_layout="onnx-file",
     ),
     "paddle": EngineSpec(
         name="paddle",
@@ -93,15 +120,32 @@ ENGINES: dict[str, EngineSpec] = {
         rec_model=DEFAULT_REC_MODEL,
         det_limit_side_len=1280,
         rec_batch_size=6,
+        runtimes=OWN_LIBRARY,
+        model_layout="paddle-folder",
     ),
 }
 DEFAULT_ENGINE = next(iter(ENGINES))
 
-#: Runtimes of the ONNX engine. ``"auto"`` is the first of the others that is installed,
-#: OpenVINO first: it is the faster of the two at the same word-F1 (``docs/benchmarks.md``,
-#: "The default engine").
-RUNTIMES = ("auto", "openvino", "onnxruntime")
-RUNTIME_INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
+
+def engine_spec(engine: object) -> EngineSpec:
+    """The :data:`ENGINES` entry of ``engine``.
+
+    Raises:
+        OptionsError: ``engine`` is not a key of :data:`ENGINES`.
+    """
+    if not isinstance(engine, str) or engine not in ENGINES:
+        raise OptionsError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    return ENGINES[engine]
+
+
+def missing_dependency(spec: EngineSpec, exc: ImportError) -> ModelError:
+    """The error for engine ``spec`` when importing its library raised ``exc``: what is
+    missing and the install line (``model.missing_dependency``)."""
+    what = exc.name or spec.modules[0]
+    return ModelError(
+        f"the {spec.name!r} engine needs {what}, which is not installed: {spec.install}",
+        code="model.missing_dependency",
+    )
 
 
 def resolve_runtime(runtime: str = "auto") -> str:

@@ -39,24 +39,28 @@ from multiprocessing import connection
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
+from rythmiq._backend import (
+    EngineFactory,
+    IdsSpec,
+    describe,
+    ids_for,
+    run_document,
+    untyped,
+    worker_main,
+)
 from rythmiq._errors import (
     BatchError,
     InputError,
-    ModelError,
     OptionsError,
     RythmiqError,
     error_dict,
 )
 from rythmiq._public import public
-from rythmiq._redact import redact
-from rythmiq._system import rss_mb, usable_cpus
+from rythmiq._system import usable_cpus
 from rythmiq._util import positive_int
 from rythmiq.io import Source
 from rythmiq.keyring import Keyring, load_keyring
-from rythmiq.layout import Ids
-from rythmiq.ocr import OcrEngine, create_engine
 from rythmiq.options import ProcessOptions
-from rythmiq.pipeline import process
 from rythmiq.results import ProcessResult
 from rythmiq.storage import Store
 
@@ -64,8 +68,6 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.process import BaseProcess
 
-#: The ``ids`` of :func:`process_many`: one per source, a function of (index, source), or none.
-IdsSpec = Sequence[Ids] | Callable[[int, Source], Ids] | None
 
 __all__ = [
     "DEFAULT_MAX_DOCS_PER_WORKER",
@@ -83,8 +85,6 @@ DEFAULT_MAX_DOCS_PER_WORKER = 200
 """Documents a worker process handles before it is replaced (bounds memory growth)."""
 
 _START_FAILURES_ALLOWED = 3
-
-EngineFactory = Callable[[], "OcrEngine"]
 
 
 # --------------------------------------------------------------------------- result types
@@ -204,120 +204,6 @@ def plan_workers(
     return w, t
 
 
-def _describe(source: Any) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        return os.fspath(source) if not isinstance(source, bytes) else repr(source)
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return f"<bytes {len(source)}>"
-    shape = getattr(source, "shape", None)
-    if shape is not None and len(shape) >= 2:
-        return f"<array {shape[0]}x{shape[1]}>"
-    return f"<{type(source).__name__}>"
-
-
-# --------------------------------------------------------------------------- worker process
-
-
-def _untyped(exc: BaseException) -> RythmiqError:
-    return RythmiqError(redact(f"{type(exc).__name__}: {exc}"))
-
-
-def run_document(
-    source: Source,
-    *,
-    options: ProcessOptions,
-    engine: OcrEngine | None,
-    store: Store | None,
-    ids: Ids | None,
-    keyring: Keyring | None,
-) -> ProcessResult | RythmiqError:
-    """The per-document function of every batch backend: a result or a typed error.
-
-    It never raises for a document's problem: a :class:`~rythmiq.RythmiqError` is returned
-    as is, and any other exception (a bug, a library failure) becomes an ``internal`` error
-    whose message names the exception type, with secrets redacted.
-    """
-    try:
-        return process(
-            source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
-        )
-    except RythmiqError as exc:
-        return exc
-    except Exception as exc:
-        return _untyped(exc)
-
-
-def _worker_main(
-    conn: Connection,
-    options: ProcessOptions,
-    engine_factory: EngineFactory | None,
-    store: Store | None,
-    keyring: Keyring | None,
-) -> None:
-    """Body of a worker process: load the engine, then process documents until told to stop."""
-    # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The parent stops a busy worker with SIGTERM: _Stopped unwinds the document, and its
-    # store transaction deletes what it wrote (see _Pool.shutdown).
-    signal.signal(signal.SIGTERM, _on_stop)
-    with contextlib.suppress(_Stopped):  # stopped by the parent: the document is rolled back
-        _serve(conn, options, engine_factory, store, keyring)
-
-
-def _serve(
-    conn: Connection,
-    options: ProcessOptions,
-    engine_factory: EngineFactory | None,
-    store: Store | None,
-    keyring: Keyring | None,
-) -> None:
-    engine: OcrEngine | None = None
-    try:
-        if engine_factory is not None:
-            engine = engine_factory()
-        elif options.ocr:
-            engine = create_engine(options.engine_config())
-    except RythmiqError as exc:
-        conn.send(("fatal", exc))
-        return
-    except Exception as exc:
-        conn.send(("fatal", ModelError(f"the OCR engine could not be created: {_untyped(exc)}")))
-        return
-    conn.send(("ready", os.getpid()))
-    try:
-        while True:
-            try:
-                task = conn.recv()
-            except EOFError:  # the parent is gone
-                return
-            if task is None:
-                return
-            index, source, ids = task
-            result = run_document(
-                source, options=options, engine=engine, store=store, ids=ids, keyring=keyring
-            )
-            current, peak = rss_mb()
-            try:
-                conn.send(("done", index, result, current, peak))
-            except (BrokenPipeError, EOFError):
-                return
-            except Exception as exc:  # the outcome would not pickle
-                conn.send(("done", index, _untyped(exc), current, peak))
-    finally:
-        if engine is not None:
-            engine.close()
-
-
-class _Stopped(BaseException):
-    """Raised in a worker by SIGTERM. A BaseException, so that no ``except Exception`` of the
-    document's code swallows it and every rollback on the way out runs."""
-
-
-def _on_stop(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal does not cut the rollback
-    raise _Stopped()
-
-
 # --------------------------------------------------------------------------- the pool
 
 #: Seconds a busy worker gets to roll its document back after SIGTERM before it is killed.
@@ -348,7 +234,7 @@ class _Pool:
     def spawn(self) -> _Worker:
         parent_end, child_end = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(  # type: ignore[attr-defined]
-            target=_worker_main, args=(child_end, *self.args), name="rythmiq-worker", daemon=True
+            target=worker_main, args=(child_end, *self.args), name="rythmiq-worker", daemon=True
         )
         proc.start()
         child_end.close()
@@ -638,14 +524,6 @@ def _open_store(store: Store | str | None) -> Store | None:
     return obj
 
 
-def _ids_for(ids: IdsSpec, index: int, source: Source) -> Ids | None:
-    if ids is None:
-        return None
-    if callable(ids):
-        return ids(index, source)
-    return ids[index]
-
-
 def _run(
     sources: Iterator[Source],
     *,
@@ -685,9 +563,9 @@ def _run(
                     continue
                 index, source = pending.popleft()
                 refill()
-                description = _describe(source)
+                description = describe(source)
                 try:
-                    doc_ids = _ids_for(ids, index, source)
+                    doc_ids = ids_for(ids, index, source)
                 except RythmiqError as exc:
                     yield from finish(BatchResult(index, description, error=exc))
                     continue
@@ -699,7 +577,7 @@ def _run(
                     continue
                 except Exception as exc:  # the source cannot be sent to a process
                     error = InputError(
-                        f"cannot hand this source to a worker process: {_untyped(exc)}",
+                        f"cannot hand this source to a worker process: {untyped(exc)}",
                         code="input.unsupported",
                     )
                     yield from finish(BatchResult(index, description, error=error))

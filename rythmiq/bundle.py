@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import gzip
 import hashlib
-import io
 import json
 import logging
 import os
@@ -42,7 +40,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import zipfile
@@ -53,8 +50,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from rythmiq._bundle_archive import (
+    EPOCH,
+    PRUNED,
+    pack,
+    walk,
+    write_atomic,
+)
+from rythmiq._bundle_archive import manifest as make_manifest
 from rythmiq._errors import BundleError, OptionsError
-from rythmiq._launcher import FONT, FORMAT, FORMAT_VERSIONS, MANIFEST, SITE
+from rythmiq._launcher import FONT, SITE
 from rythmiq._registry import (
     BUNDLE_COMPRESSIONS,
     BUNDLE_INSTALLERS,
@@ -94,29 +99,6 @@ _FONT_LICENCES = (
 # The archive's layout is the launcher's: one definition, read by both sides. FONT is where
 # a bundle keeps DejaVu Sans (from the build machine, with its licence) for the searchable
 # PDF's text layer outside Latin-1; the launcher points RYTHMIQ_PDF_FONT at it.
-FORMAT_VERSION = FORMAT_VERSIONS[-1]
-
-#: Paths (under ``site-packages/``) left out of a bundle because a CPU batch job never loads
-#: them: console scripts written for the build machine's Python, and OpenVINO's GPU and NPU
-#: plugins, its GPU kernel cache, its C++ headers and its frontends for model formats other
-#: than ONNX and its own IR (about 80 MB unpacked). The bundle tests run OCR without them.
-PRUNED: tuple[str, ...] = (
-    "bin/",
-    ".lock",
-    "openvino/include/",
-    "openvino/cmake/",
-    "openvino/libs/libopenvino_intel_gpu_plugin.so",
-    "openvino/libs/libopenvino_intel_npu_plugin.so",
-    "openvino/libs/cache.json",
-    "openvino/libs/libopenvino_tensorflow_frontend.so.",
-    "openvino/libs/libopenvino_tensorflow_lite_frontend.so.",
-    "openvino/libs/libopenvino_pytorch_frontend.so.",
-    "openvino/libs/libopenvino_paddle_frontend.so.",
-    "openvino/libs/libopenvino_jax_frontend.so.",
-    "openvino/libs/libopenvino_gguf_frontend.so.",
-)
-# A fixed time for every member (1980-01-01, the earliest a zip can hold, as in wheels).
-_EPOCH = 315532800
 _PLATFORM = re.compile(r"(manylinux)_(\d+)_(\d+)_(x86_64|aarch64)", re.ASCII)
 _PYTHON = re.compile(r"3\.(\d{1,2})", re.ASCII)
 
@@ -398,155 +380,6 @@ def _bytecode_python(python: str) -> str | None:
     return found if probe.returncode == 0 and probe.stdout.strip() == python else None
 
 
-def _walk(root: Path) -> Iterator[tuple[str, Path]]:
-    """Every regular file under ``root`` as ``(posix path relative to root, path)``, sorted."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            yield path.relative_to(root).as_posix(), path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _distributions(site: Path) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for meta in sorted(site.glob("*.dist-info/METADATA")):
-        name = version = None
-        for line in meta.read_text("utf-8", errors="replace").splitlines():
-            if line.startswith("Name: "):
-                name = line[6:].strip()
-            elif line.startswith("Version: "):
-                version = line[9:].strip()
-            elif not line:
-                break
-        if name and version:
-            found[re.sub(r"[-_.]+", "-", name).lower()] = version
-    return found
-
-
-def _manifest(
-    root: Path,
-    *,
-    engines: Sequence[str],
-    extras: Sequence[str],
-    python: str,
-    platform: str,
-    machine: str,
-    glibc: str,
-    installer: str,
-    bytecode: bool,
-    prune: bool,
-) -> dict[str, Any]:
-    files: dict[str, list[Any]] = {}
-    font = FONT if (root / FONT).is_file() else None
-    for rel, path in _walk(root):
-        files[rel] = [path.stat().st_size, _sha256(path)]
-    site = root / SITE
-    distributions = _distributions(site)
-    models = sorted(
-        rel
-        for rel in files
-        if rel.endswith(".onnx")
-        or (rel.endswith(("inference.pdiparams", "inference.json")) and "/models/" in rel)
-    )
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "rythmiq": distributions.get("rythmiq", "?"),
-        "engines": list(engines),
-        "extras": list(extras),
-        "default_models": {
-            e: {"det": ENGINES[e].det_model, "rec": ENGINES[e].rec_model} for e in engines
-        },
-        "target": {
-            "python": python,
-            "implementation": "cpython",
-            "platform": platform,
-            "machine": machine,
-            "glibc": glibc,
-        },
-        "installer": installer,
-        "bytecode": "unchecked-hash" if bytecode else None,
-        "pruned": list(PRUNED) if prune else [],
-        "distributions": distributions,
-        "models": models,
-        "font": font,
-        "files": files,
-    }
-
-
-def _tarinfo(
-    name: str, *, size: int = 0, directory: bool = False, exe: bool = False
-) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.mtime = _EPOCH
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if directory:
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-    else:
-        info.size = size
-        info.mode = 0o755 if exe else 0o644
-    return info
-
-
-def _pack(root: Path, manifest_bytes: bytes, out: Path, compression: str) -> None:
-    """Write the archive: manifest.json first, then every directory and file, sorted."""
-    proc: subprocess.Popen[bytes] | None = None
-    raw: Any
-    if compression == "zstd":
-        zstd = shutil.which("zstd")
-        assert zstd is not None
-        sink = out.open("wb")
-        proc = subprocess.Popen([zstd, "-3", "-T0", "-q", "-c"], stdin=subprocess.PIPE, stdout=sink)
-        assert proc.stdin is not None
-        raw = proc.stdin
-    else:
-        sink = out.open("wb")
-        raw = gzip.GzipFile(filename="", mode="wb", fileobj=sink, compresslevel=6, mtime=0)
-    try:
-        with tarfile.open(fileobj=raw, mode="w|", format=tarfile.GNU_FORMAT) as tar:
-            tar.addfile(_tarinfo(MANIFEST, size=len(manifest_bytes)), io.BytesIO(manifest_bytes))
-            dirs: set[str] = set()
-            for rel, path in _walk(root):
-                parts = rel.split("/")
-                for i in range(1, len(parts)):
-                    d = "/".join(parts[:i])
-                    if d not in dirs:
-                        dirs.add(d)
-                        tar.addfile(_tarinfo(d, directory=True))
-                st = path.stat()
-                with path.open("rb") as fh:
-                    tar.addfile(_tarinfo(rel, size=st.st_size, exe=bool(st.st_mode & 0o111)), fh)
-    finally:
-        raw.close()
-        if proc is not None:
-            code = proc.wait()
-            sink.close()
-            if code != 0:
-                raise BundleError(f"zstd failed (exit {code})", code="bundle.build_failed")
-        else:
-            sink.close()
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        tmp.chmod(mode)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _checked_arguments(
     engines: Sequence[str],
     extras: Sequence[str],
@@ -592,7 +425,7 @@ def _tidy(root: Path, *, prune: bool, font: bool) -> None:
     """After the install: drop what a job never loads and the installer's build records, add
     the font, and remove the folders left empty."""
     site = root / SITE
-    for rel, path in list(_walk(site)):
+    for rel, path in list(walk(site)):
         if _excluded(rel, prune):
             path.unlink()
     _drop_build_records(site)
@@ -605,7 +438,7 @@ def _tidy(root: Path, *, prune: bool, font: bool) -> None:
 
 def _compile(python: str, site: Path) -> None:
     """``unchecked-hash`` bytecode for every module, the same on every build."""
-    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATE_EPOCH": str(_EPOCH)}
+    env = {**os.environ, "PYTHONHASHSEED": "0", "SOURCE_DATEEPOCH": str(EPOCH)}
     # Some packages carry files that are not Python for this version (templates, other
     # versions' code): compileall reports them and goes on; they stay source.
     flags = ["-q", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", "-s", str(site)]
@@ -633,7 +466,7 @@ def _write_archive(
     archive = out / f"rythmiq-bundle-{manifest['rythmiq']}-{tag}-{platform}-{engines}{suffix}"
     partial = archive.with_name(f".{archive.name}.tmp-{os.getpid()}")
     try:
-        _pack(root, manifest_bytes, partial, compression)
+        pack(root, manifest_bytes, partial, compression)
         os.replace(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
@@ -702,7 +535,7 @@ def build_bundle(
         with _timed(seconds, "bytecode"):
             if compile_with is not None:
                 _compile(compile_with, root / SITE)
-        manifest = _manifest(
+        manifest = make_manifest(
             root,
             engines=engines,
             extras=all_extras,
@@ -732,7 +565,7 @@ def _built(
 ) -> Bundle:
     """Write the launcher beside ``archive``; the :class:`Bundle` that was built."""
     launcher = archive.parent / LAUNCHER_NAME
-    _write_atomic(launcher, launcher_source().encode("utf-8"), 0o755)
+    write_atomic(launcher, launcher_source().encode("utf-8"), 0o755)
     return Bundle(
         path=archive,
         launcher=launcher,

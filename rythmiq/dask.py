@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from rythmiq._backend import describe, ids_for, untyped
 from rythmiq._errors import BatchError, OptionsError, RythmiqError
 from rythmiq._system import rss_mb
 from rythmiq._util import positive_int
@@ -46,9 +47,6 @@ from rythmiq.batch import (
     BatchResult,
     Collector,
     EngineFactory,
-    _describe,
-    _ids_for,
-    _untyped,
     run_document,
 )
 from rythmiq.keyring import Keyring, load_keyring
@@ -221,7 +219,7 @@ def _task(index: int, source: Source, ids: Ids | None) -> BatchResult:
     wall = time.monotonic() - t0
     error = outcome if isinstance(outcome, RythmiqError) else None
     result = None if isinstance(outcome, RythmiqError) else outcome
-    return BatchResult(index, _describe(source), result, error, os.getpid(), current, peak, wall)
+    return BatchResult(index, describe(source), result, error, os.getpid(), current, peak, wall)
 
 
 def process_on_cluster(
@@ -312,12 +310,12 @@ def _run(
                 return
             i, index = index, index + 1
             try:
-                doc_ids = _ids_for(ids, i, source)
+                doc_ids = ids_for(ids, i, source)
             except RythmiqError as exc:
-                yield BatchResult(i, _describe(source), error=exc)
+                yield BatchResult(i, describe(source), error=exc)
                 continue
             future = client.submit(_task, i, source, doc_ids, pure=False)
-            flight[future.key] = (i, _describe(source), future)
+            flight[future.key] = (i, describe(source), future)
             done.add(future)
 
     def emit(item: BatchResult) -> Iterator[Any]:
@@ -341,7 +339,7 @@ def _run(
             except RythmiqError as exc:
                 value = BatchResult(i, description, error=exc)
             except Exception as exc:  # e.g. the plugin is missing on a new worker
-                value = BatchResult(i, description, error=_untyped(exc))
+                value = BatchResult(i, description, error=untyped(exc))
             future.release()
             yield from emit(value)
             for item in submit():

@@ -18,20 +18,17 @@ import math
 import re
 from collections.abc import Sequence
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rythmiq._errors import InputError, OptionsError
 from rythmiq._system import font_path
 from rythmiq._version import __version__
 from rythmiq.layout import output_name
+from rythmiq.ocr.base import OcrLine, OcrResult
 from rythmiq.results import ProcessResult
-
-if TYPE_CHECKING:
-    from rythmiq.ocr import OcrLine, OcrResult
 
 __all__ = ["result_to_hocr", "result_to_pdf", "to_hocr", "to_searchable_pdf", "to_text"]
 
-# Where to look for DejaVu Sans, first match wins. Distributions put it in different folders.
 # Vertical metrics (em fractions) used to fit a line's font into its box: DejaVu Sans's
 # ascender and descender, close enough to Helvetica's for the fallback too.
 _ASCENT = 0.93
@@ -73,8 +70,6 @@ def to_hocr(
     Raises:
         OptionsError: ``pages`` is empty or not of the types above.
     """
-    from rythmiq.ocr import OcrResult
-
     if not isinstance(title, str):
         raise OptionsError(f"title must be a str, got {type(title).__name__}")
     if isinstance(pages, OcrResult):
@@ -203,8 +198,6 @@ def result_to_pdf(result: ProcessResult) -> bytes:
     Raises:
         OptionsError: ``result`` is not a :class:`~rythmiq.ProcessResult`.
     """
-    from rythmiq.ocr import OcrResult
-
     _check_process_result(result)
     pages = []
     for page in result.pages:
@@ -224,8 +217,6 @@ def result_to_hocr(result: ProcessResult, *, title: str = "rythmiq OCR") -> str:
     Raises:
         OptionsError: ``result`` is not a :class:`~rythmiq.ProcessResult`.
     """
-    from rythmiq.ocr import OcrResult
-
     _check_process_result(result)
     multi = len(result.pages) > 1
     pages: list[tuple[OcrResult, str | None]] = []
@@ -245,8 +236,6 @@ def _check_process_result(result: object) -> None:
 
 
 def _check_result(ocr: object, name: str) -> None:
-    from rythmiq.ocr import OcrResult
-
     if not isinstance(ocr, OcrResult):
         raise OptionsError(f"{name} must be an OcrResult, got {type(ocr).__name__}")
 

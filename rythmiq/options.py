@@ -26,7 +26,7 @@ from rythmiq.io import (
 )
 from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS
 from rythmiq.normalize import PAGE_SIZES
-from rythmiq.ocr import EngineConfig, resolve_threads
+from rythmiq.ocr import EngineConfig
 from rythmiq.quality import DEFAULT_THRESHOLD
 
 __all__ = ["ProcessOptions", "QualityPolicy"]
@@ -139,9 +139,7 @@ class ProcessOptions:
             )
         if self.preview_size < 16:
             raise OptionsError(f"preview_size must be >= 16, got {self.preview_size}")
-        if self.threads is not None:
-            resolve_threads(self.threads)  # validates
-        self.engine_config()  # validates engine and runtime
+        self.engine_config()  # EngineConfig checks the engine's settings
         if isinstance(self.outputs, str) or not isinstance(self.outputs, (tuple, list)):
             raise OptionsError(f"outputs must be a list of {OUTPUT_FORMATS}, got {self.outputs!r}")
         unknown = [o for o in self.outputs if o not in OUTPUT_FORMATS]
@@ -165,16 +163,8 @@ class ProcessOptions:
             object.__setattr__(self, name, getattr(limits, name))
 
     def engine_config(self) -> EngineConfig:
-        """The :class:`EngineConfig` these options ask for."""
-        return EngineConfig(
-            engine=self.engine,
-            det_model=self.det_model,
-            rec_model=self.rec_model,
-            det_model_dir=self.det_model_dir,
-            rec_model_dir=self.rec_model_dir,
-            threads=self.threads,
-            runtime=self.runtime,
-        )
+        """The :class:`EngineConfig` these options ask for (checked by it)."""
+        return EngineConfig.from_options(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""

@@ -283,10 +283,15 @@ class Store:
     def exists(self, key: str) -> bool:
         """Whether an object (a file) is stored at ``key``; a folder, or an object-store
         prefix that only other keys start with, is not one."""
+        # Not fs.isfile: fsspec's swallows every error, so an unreachable store would read as
+        # "not found".
         try:
-            return bool(self.fs.isfile(self.path(key)))
+            info = self.fs.info(self.path(key))
+        except FileNotFoundError:
+            return False
         except Exception as exc:
             raise _translate(exc, "read", self.url_for(key)) from exc
+        return info.get("type") == "file"
 
     def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is not an error."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +20,7 @@ from rythmiq.io.limits import too_large
 
 __all__ = ["Source", "read_source"]
 
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, NDArray[np.uint8]]
+Source = str | os.PathLike[str] | bytes | bytearray | memoryview | NDArray[np.uint8]
 
 
 def read_source(source: object, max_input_bytes: int) -> tuple[bytes, str]:

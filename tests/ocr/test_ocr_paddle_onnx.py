@@ -1,4 +1,4 @@
-"""rythmiq._paddle_onnx: PaddleX model folders for PP-OCRv6 from the rapidocr wheel."""
+"""rythmiq.ocr._paddle_onnx: PaddleX model folders for PP-OCRv6 from the rapidocr wheel."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 yaml = pytest.importorskip("yaml")
 
 from rythmiq._errors import ModelError, OptionsError, StorageError  # noqa: E402
-from rythmiq._paddle_onnx import (  # noqa: E402
+from rythmiq.ocr._paddle_onnx import (  # noqa: E402
     PADDLE_ONNX_MODELS,
     build_model_dir,
     default_cache_root,

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from _helpers import PAGE_LINES, render_page
-from PIL import Image
+from _helpers import PAGE_LINES
 
 import rythmiq
 from rythmiq import OptionsError, PayloadError, ProcessOptions
@@ -67,13 +66,6 @@ def test_payload_engine_option():
     body["options"]["engine"] = "tesseract"
     with pytest.raises(PayloadError):
         parse_payload(json.dumps(body))
-
-
-@pytest.fixture(scope="module")
-def page_png(tmp_path_factory):
-    path = tmp_path_factory.mktemp("engine") / "page.png"
-    Image.fromarray(render_page()).save(path, dpi=(200, 200))
-    return path
 
 
 @pytest.mark.integration

@@ -1,4 +1,5 @@
-"""Model prefetch and the switch that keeps a baked image on its own models."""
+"""rythmiq.ocr.models.prefetch_models, the ``models`` commands, and the switch that keeps a
+baked image on its own models."""
 
 from __future__ import annotations
 
@@ -40,13 +41,6 @@ OFFLINE = {
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    for name in ("RYTHMIQ_MODEL_DIR", "RYTHMIQ_BUNDLED_MODELS"):
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
 
 
 @pytest.fixture(scope="module")
