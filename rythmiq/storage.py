@@ -291,7 +291,7 @@ class Store:
             return False
         except Exception as exc:
             raise _translate(exc, "read", self.url_for(key)) from exc
-        return info.get("type") == "file"
+        return bool(info.get("type") == "file")
 
     def delete(self, key: str) -> None:
         """Delete ``key``; a missing key is not an error."""
