@@ -22,7 +22,7 @@ __all__ = [
     "PLAUSIBLE_DPI",
     "CompressedImage",
     "DpiInfo",
-    "apply_orientation",
+    "apply_exif_orientation",
     "compress_to_budget",
     "encode_jpeg",
     "fit_size",
@@ -48,7 +48,7 @@ _ASPECT_TOLERANCE = 0.05
 DpiSource = Literal["metadata", "inferred", "default"]
 
 
-def apply_orientation(image: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
+def apply_exif_orientation(image: NDArray[np.uint8], orientation: int) -> NDArray[np.uint8]:
     """Rotate/flip ``image`` so that an EXIF ``orientation`` (1-8) becomes upright (1)."""
     if orientation == 1:
         return image

@@ -340,6 +340,9 @@ def _process_page(
         h, w = pixels.shape[:2]
         dpi = resolve_dpi(page.declared_dpi, w, h, page=opts.assumed_page)
         log.debug("page %d: %g dpi, %s%s", page.index, dpi.dpi, dpi.source, _why(dpi.note))
+        if page.render_dpi is not None:
+            why = page.render_reason
+            log.debug("page %d: rendered at %g dpi (%s)", page.index, page.render_dpi, why)
         normalized, image, preview = _normalize(pixels, dpi, page.orientation, opts, turned)
     ocr: OcrResult | None = None
     if engine is not None:

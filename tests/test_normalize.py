@@ -17,7 +17,7 @@ from rythmiq import OptionsError
 from rythmiq.normalize import (
     DEFAULT_DPI,
     PAGE_SIZES,
-    apply_orientation,
+    apply_exif_orientation,
     compress_to_budget,
     encode_jpeg,
     fit_size,
@@ -139,7 +139,7 @@ def test_resize_exact_enlarges_and_keeps_identity():
         resize_exact(image, (0, 10))
 
 
-# --- apply_orientation --------------------------------------------------------------------
+# --- apply_exif_orientation --------------------------------------------------------------------
 
 # What each EXIF orientation needs to become upright, as Pillow's transposes.
 PIL_OPS = {
@@ -165,7 +165,7 @@ def test_apply_orientation_matches_pillow_exif_transpose(orientation, gray):
     pil = Image.fromarray(image)
     pil.getexif()[0x0112] = orientation
     expected = np.asarray(ImageOps.exif_transpose(pil))
-    out = apply_orientation(image, orientation)
+    out = apply_exif_orientation(image, orientation)
     assert out.shape == expected.shape
     np.testing.assert_array_equal(out, expected)
     if orientation != 1:
@@ -180,7 +180,7 @@ def test_apply_orientation_matches_pillow_exif_transpose(orientation, gray):
 )
 def test_apply_orientation_is_a_pixel_permutation(h, w, orientation, gray):
     image = asymmetric(h, w, gray)
-    out = apply_orientation(image, orientation)
+    out = apply_exif_orientation(image, orientation)
     expected_hw = (w, h) if orientation >= 5 else (h, w)
     assert out.shape[:2] == expected_hw
     assert sorted(out.reshape(-1).tolist()) == sorted(image.reshape(-1).tolist())
@@ -189,7 +189,7 @@ def test_apply_orientation_is_a_pixel_permutation(h, w, orientation, gray):
 @pytest.mark.parametrize("orientation", [0, 9, -1, 100])
 def test_apply_orientation_rejects_bad_values(orientation):
     with pytest.raises(OptionsError):
-        apply_orientation(asymmetric(), orientation)
+        apply_exif_orientation(asymmetric(), orientation)
 
 
 # --- resolve_dpi --------------------------------------------------------------------------

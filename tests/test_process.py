@@ -108,6 +108,15 @@ def test_the_log_says_why_a_page_got_its_dpi(page, engine, caplog):
     ]
 
 
+def test_the_log_says_why_a_pdf_page_was_rendered_at_its_dpi(engine, caplog):
+    from _helpers import text_pdf
+
+    with caplog.at_level(logging.DEBUG, logger="rythmiq.pipeline"):
+        process(text_pdf(1), engine=engine, options=ProcessOptions(pdf_dpi=150))
+    lines = [r.getMessage() for r in caplog.records if r.name == "rythmiq.pipeline"]
+    assert "page 0: rendered at 150 dpi (default)" in lines
+
+
 def test_byte_budget(page, engine):
     noisy = np.clip(
         page.astype(np.int16) + np.random.default_rng(0).normal(0, 12, page.shape), 0, 255

@@ -37,7 +37,7 @@ from rythmiq.io.limits import too_large
 from rythmiq.io.pages import LoadedImage
 from rythmiq.io.preflight import clamp_frames, exif_is_small
 from rythmiq.io.sniff import OPEN_FORMATS, unidentified
-from rythmiq.normalize import apply_orientation
+from rythmiq.normalize import apply_exif_orientation
 
 __all__ = [
     "DECODE_ERRORS",
@@ -169,7 +169,7 @@ def read_first(data: bytes, label: str, *, max_pixels: int, frames: int | None) 
             f"{label} decoded to an unexpected shape {pixels.shape} (mode {mode!r})",
             code="input.unsupported",
         )
-    upright = apply_orientation(pixels, orientation)
+    upright = apply_exif_orientation(pixels, orientation)
     digest = hashlib.sha256(data).hexdigest()
     image = LoadedImage(upright, fmt, mode, dpi, orientation, count, len(data), digest, data)
     return FirstPage(image, im, (width, height))

@@ -17,7 +17,7 @@ from rythmiq._errors import InputError
 from rythmiq.io.limits import Limits, too_many_pages, too_many_pixels
 from rythmiq.io.pages import LoadedDocument, LoadedPage
 from rythmiq.io.raster import FirstPage, decoding, metadata, to_uint8
-from rythmiq.normalize import apply_orientation
+from rythmiq.normalize import apply_exif_orientation
 
 __all__ = ["read_tiff"]
 
@@ -63,7 +63,7 @@ def read_tiff(first: FirstPage, label: str, limits: Limits) -> LoadedDocument:
                 im.load()
                 orientation, dpi = metadata(im, label)
                 pixels = to_uint8(im, name)
-            yield LoadedPage(i, apply_orientation(pixels, orientation), dpi, orientation)
+            yield LoadedPage(i, apply_exif_orientation(pixels, orientation), dpi, orientation)
 
     return LoadedDocument(
         "TIFF", image.mode, len(sizes), total, image.byte_size, image.sha256, data, pages
