@@ -15,7 +15,7 @@ import os
 import signal
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NamedTuple
 
 from rythmiq._errors import ModelError, RythmiqError
 from rythmiq._redact import redact
@@ -32,6 +32,7 @@ from rythmiq.storage import Store
 __all__ = [
     "EngineFactory",
     "IdsSpec",
+    "WorkerSetup",
     "describe",
     "ids_for",
     "run_document",
@@ -93,13 +94,16 @@ def run_document(
         return untyped(exc)
 
 
-def worker_main(
-    conn: Connection,
-    options: ProcessOptions,
-    engine_factory: EngineFactory | None,
-    store: Store | None,
-    keyring: Keyring | None,
-) -> None:
+class WorkerSetup(NamedTuple):
+    """What a ``process_many`` worker process is started with."""
+
+    options: ProcessOptions
+    engine_factory: EngineFactory | None
+    store: Store | None
+    keyring: Keyring | None
+
+
+def worker_main(conn: Connection, setup: WorkerSetup) -> None:
     """Body of a worker process: load the engine, then process documents until told to stop."""
     # Ctrl-C in a terminal reaches the whole process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -107,16 +111,11 @@ def worker_main(
     # store transaction deletes what it wrote (see _Pool.shutdown).
     signal.signal(signal.SIGTERM, _on_stop)
     with contextlib.suppress(_Stopped):  # stopped by the parent: the document is rolled back
-        _serve(conn, options, engine_factory, store, keyring)
+        _serve(conn, setup)
 
 
-def _serve(
-    conn: Connection,
-    options: ProcessOptions,
-    engine_factory: EngineFactory | None,
-    store: Store | None,
-    keyring: Keyring | None,
-) -> None:
+def _serve(conn: Connection, setup: WorkerSetup) -> None:
+    options, engine_factory, store, keyring = setup
     engine: OcrEngine | None = None
     try:
         if engine_factory is not None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from rythmiq._backend import (
     EngineFactory,
     IdsSpec,
+    WorkerSetup,
     describe,
     ids_for,
     run_document,
@@ -224,7 +225,7 @@ class _Worker:
 class _Pool:
     ctx: BaseContext
     size: int
-    args: tuple[Any, ...]
+    setup: WorkerSetup
     max_docs: int | None
     timeout: float | None
     workers: list[_Worker] = field(default_factory=list)
@@ -234,7 +235,7 @@ class _Pool:
     def spawn(self) -> _Worker:
         parent_end, child_end = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(  # type: ignore[attr-defined]
-            target=worker_main, args=(child_end, *self.args), name="rythmiq-worker", daemon=True
+            target=worker_main, args=(child_end, self.setup), name="rythmiq-worker", daemon=True
         )
         proc.start()
         child_end.close()
@@ -367,7 +368,7 @@ def process_many(
         pool=_Pool(
             multiprocessing.get_context(start_method),
             n_workers,
-            (opts, engine_factory, store_obj, keyring),
+            WorkerSetup(opts, engine_factory, store_obj, keyring),
             max_docs_per_worker,
             float(timeout) if timeout is not None else None,
         ),

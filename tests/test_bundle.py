@@ -85,7 +85,7 @@ def make_bundle(
     after_manifest=None,
     name: str = "b",
 ) -> Path:
-    """A small bundle: manifest from the tree, then ``aftermanifest_of(root)`` may change the
+    """A small bundle: manifest from the tree, then ``after_manifest(root)`` may change the
     tree before packing (so that the archive and its manifest disagree)."""
     root = make_tree(tmp / f"{name}-root")
     manifest = manifest_of(
@@ -336,7 +336,7 @@ def test_unsafe_members_are_refused_and_nothing_lands_outside(tmp_path):
     assert "link or device" in err["message"]
 
 
-def test_bundle_must_start_with_itsmanifest_of(tmp_path):
+def test_bundle_must_start_with_its_manifest(tmp_path):
     other = tarfile.TarInfo("site-packages/a.py")
     bundle = _hand_made(tmp_path, [(other, b"a")])
     err = bundle_error(launch(bundle, cwd=tmp_path, tmpdir=tmp_path / "t"))
@@ -516,7 +516,7 @@ def _zstd_tar(path: Path):
 
 
 @pytest.mark.integration
-def test_same_inputs_give_the_samemanifest_of(real_bundle, tmp_path):
+def test_same_inputs_give_the_same_manifest(real_bundle, tmp_path):
     again = build_bundle(tmp_path / "again", python=f"{sys.version_info[0]}.{sys.version_info[1]}")
     assert again.manifest_sha256 == real_bundle.manifest_sha256
     assert again.files == real_bundle.files
