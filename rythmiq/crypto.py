@@ -1,7 +1,10 @@
-"""Envelope encryption of document masters: AES-256-GCM, chunked STREAM-style, context-bound.
+"""Envelope encryption of stored objects: AES-256-GCM, chunked STREAM-style, context-bound.
 
-Every function here is pure over bytes and binary streams: no paths, no environment. Keys come
-from a :class:`~rythmiq.keyring.Keyring`; ``docs/encryption.md`` is the byte-level spec.
+The objects are the document masters and, under ``ProcessOptions(encrypt="all")``, the
+outputs that hold a document's content (normalized images, text, hOCR, searchable PDF); each
+is its own object with its own data key and context. Every function here is pure over bytes
+and binary streams: no paths, no environment. Keys come from a
+:class:`~rythmiq.keyring.Keyring`; ``docs/encryption.md`` is the byte-level spec.
 
 How an object is built:
 
@@ -90,6 +93,10 @@ _AUTH_FAILED = (
 @dataclass(frozen=True)
 class EncryptionContext:
     """What an object is, bound into its encryption: decrypting needs the same three values.
+
+    rythmiq's store stage builds one per stored object, the master or an output, from the
+    document's ids and that object's own key: an output's key names its kind, job and page,
+    so one artifact's ciphertext does not decrypt in another's place.
 
     Attributes:
         user_id: Owner of the document.

@@ -14,6 +14,11 @@ Layout (keys are relative to the store's root URL)::
     output/{user_id}/{job_id}/searchable.pdf           searchable PDF (output "pdf")
     output/{user_id}/{job_id}/result.json              result; written last = completion marker
 
+Under an encryption policy that covers them (``ProcessOptions.encrypt``, see
+:data:`ENCRYPT_POLICIES`), the normalized images, the preview, the text, the hOCR and the PDF
+are stored encrypted, like the master, at their name with ``.enc`` added:
+``normalized.jpg.enc``, ``text.txt.enc``... ``result.json`` is never encrypted.
+
 A document with several pages (a PDF, a multi-page TIFF) has one normalized image and
 preview per page, ``pages/0001/normalized.jpg``, ``pages/0001/preview.jpg``... (numbered
 from 1, four digits), and one text, hOCR and PDF for the whole document.
@@ -33,17 +38,20 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from rythmiq._errors import StorageError
+from rythmiq._errors import OptionsError, StorageError
 from rythmiq._public import public
 
 __all__ = [
     "ARTIFACT_KINDS",
+    "ENCRYPT_POLICIES",
     "ID_PATTERN",
     "OUTPUT_FORMATS",
     "RESERVED_DOCUMENT_IDS",
     "ArtifactKind",
+    "EncryptPolicy",
     "Ids",
     "artifact_key",
+    "encrypted_kinds",
     "is_output_file",
     "job_payload_key",
     "master_ext_of",
@@ -52,6 +60,7 @@ __all__ = [
     "output_folder",
     "output_name",
     "validate_document_id",
+    "validate_encrypted_key",
     "validate_id",
     "validate_input_key",
 ]
@@ -79,6 +88,19 @@ MAX_PAGE_NUMBER = 9999
 # (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
 OUTPUT_FORMATS = ("txt", "hocr", "pdf")
 
+EncryptPolicy = Literal["master", "all", "all+preview"]
+#: What a store receives encrypted: ``"master"`` (the default) only the master; ``"all"``
+#: also every artifact that holds the document's content (the normalized images, the text,
+#: the hOCR and the searchable PDF); ``"all+preview"`` the preview as well.
+ENCRYPT_POLICIES: tuple[EncryptPolicy, ...] = ("master", "all", "all+preview")
+_ENCRYPTED_KINDS: dict[str, frozenset[ArtifactKind]] = {
+    "master": frozenset({"master"}),
+    "all": frozenset({"master", "normalized", "text", "hocr", "pdf"}),
+    "all+preview": frozenset({"master", "normalized", "preview", "text", "hocr", "pdf"}),
+}
+# The suffix of every encrypted object's key.
+_ENC = ".enc"
+
 
 # The file name of each artifact in its folder (the master's is master.{ext}.enc).
 _FILE_NAMES: dict[str, str] = {
@@ -91,8 +113,27 @@ _FILE_NAMES: dict[str, str] = {
 }
 #: Names a document id may not have, in any letter case: a job's document folders sit next
 #: to the job's own files (``result.json``, the completion marker) and, for one document,
-#: its images, outputs and ``pages/`` folder.
-RESERVED_DOCUMENT_IDS = frozenset({*_FILE_NAMES.values(), "pages"})
+#: its images, outputs (in clear, or encrypted as ``NAME.enc``) and ``pages/`` folder.
+RESERVED_DOCUMENT_IDS = frozenset(
+    {
+        *_FILE_NAMES.values(),
+        *(name + _ENC for kind, name in _FILE_NAMES.items() if kind != "result"),
+        "pages",
+    }
+)
+
+
+def encrypted_kinds(policy: str) -> frozenset[ArtifactKind]:
+    """The artifact kinds a store receives encrypted under ``policy`` (one of
+    :data:`ENCRYPT_POLICIES`); the master is in every one, ``"result"`` in none.
+
+    Raises:
+        OptionsError: ``policy`` is not one of :data:`ENCRYPT_POLICIES`.
+    """
+    kinds = _ENCRYPTED_KINDS.get(policy) if isinstance(policy, str) else None
+    if kinds is None:
+        raise OptionsError(f"encrypt must be one of {ENCRYPT_POLICIES}, got {policy!r}")
+    return kinds
 
 
 def _invalid(what: str, value: str, why: str) -> StorageError:
@@ -170,11 +211,13 @@ def artifact_key(
     ext: str | None = None,
     per_document: bool = False,
     page: int | None = None,
+    encrypted: bool = False,
 ) -> str:
     """The object key of one artifact. Every key rythmiq writes comes from here.
 
     Args:
-        kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"`` or ``"result"``.
+        kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"``, ``"hocr"``,
+            ``"pdf"`` or ``"result"``.
         ids: Validated :class:`Ids`.
         ext: For ``"master"`` only: the original file's extension (``"jpg"``, ``"png"``...).
         per_document: Put the outputs in a folder of their own,
@@ -183,6 +226,8 @@ def artifact_key(
             master's key never depends on the job.
         page: For ``"normalized"`` and ``"preview"`` of a multi-page document: the page
             number, 1 to 9999, which puts the file under ``pages/NNNN/``.
+        encrypted: The key of the artifact stored encrypted: its name with ``.enc`` added
+            (``text.txt.enc``). The master is always encrypted; ``"result"`` never is.
     """
     if not isinstance(ids, Ids):
         raise StorageError("ids must be an Ids instance", code="storage.invalid_key")
@@ -210,7 +255,9 @@ def artifact_key(
                 code="storage.invalid_key",
             )
         folder += f"/pages/{page:04d}"
-    return f"{folder}/{names[kind]}"
+    if encrypted and kind == "result":
+        raise StorageError("result.json is never encrypted", code="storage.invalid_key")
+    return f"{folder}/{names[kind]}{_ENC if encrypted else ''}"
 
 
 def output_folder(ids: Ids, *, per_document: bool = False) -> str:
@@ -220,15 +267,17 @@ def output_folder(ids: Ids, *, per_document: bool = False) -> str:
     return folder + f"{ids.document_id}/" if per_document else folder
 
 
-_OUTPUT_FILE = re.compile(
-    r"(?:pages/[0-9]{4}/)?(?:normalized|preview)\.jpg|text\.txt|text\.hocr|searchable\.pdf"
+_OUTPUT_NAME = (
+    r"(?:(?:pages/[0-9]{4}/)?(?:normalized|preview)\.jpg|text\.txt|text\.hocr|searchable\.pdf)"
 )
+_OUTPUT_FILE = re.compile(_OUTPUT_NAME + r"(?:\.enc)?")
+_ENCRYPTED_OUTPUT = re.compile(_OUTPUT_NAME + r"\.enc")
 
 
 def is_output_file(relative: str) -> bool:
     """Whether ``relative`` (a key relative to an :func:`output_folder`) is a file the layout
     puts there for a document, other than ``result.json``: its images (per page too), text,
-    hOCR or searchable PDF."""
+    hOCR or searchable PDF, in clear or encrypted (``.enc``)."""
     return _OUTPUT_FILE.fullmatch(relative) is not None
 
 
@@ -308,33 +357,85 @@ def validate_input_key(key: object, *, prefix: str = "input/") -> str:
     full-width forms), empty segments (``a//b``, trailing ``/``), ``.`` and ``..`` segments,
     segments ending in a dot, and keys outside ``prefix``.
     """
+    return _checked_key(key, prefix, "input key")
+
+
+def _checked_key(key: object, prefix: str, what: str) -> str:
+    """``key`` if it is a safe object key under ``prefix`` (see :func:`validate_input_key`);
+    ``what`` names it in the error."""
     if not isinstance(key, str):
         raise StorageError(
-            f"input key must be a string, got {type(key).__name__}", code="storage.invalid_key"
+            f"{what} must be a string, got {type(key).__name__}", code="storage.invalid_key"
         )
     if not prefix.endswith("/") or not prefix.strip("/"):
         raise StorageError(
             f"prefix must look like 'input/', got {prefix!r}", code="storage.invalid_key"
         )
     if not key or len(key) > _MAX_KEY:
-        raise _invalid("input key", key, f"must be 1-{_MAX_KEY} characters")
+        raise _invalid(what, key, f"must be 1-{_MAX_KEY} characters")
     if not key.isascii() or unicodedata.normalize("NFKC", key) != key:
-        raise _invalid("input key", key, "only ASCII characters are allowed")
+        raise _invalid(what, key, "only ASCII characters are allowed")
     if "%" in key or unquote(key) != key:
-        raise _invalid("input key", key, "percent-encoding is not allowed")
+        raise _invalid(what, key, "percent-encoding is not allowed")
     if "\\" in key or any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise _invalid("input key", key, "backslashes and control characters are not allowed")
+        raise _invalid(what, key, "backslashes and control characters are not allowed")
     if key.startswith("/"):
-        raise _invalid("input key", key, "absolute paths are not allowed")
+        raise _invalid(what, key, "absolute paths are not allowed")
     if not key.startswith(prefix):
-        raise _invalid("input key", key, f"must be under {prefix!r}")
+        raise _invalid(what, key, f"must be under {prefix!r}")
     for segment in key.split("/"):
         if not segment:
-            raise _invalid("input key", key, "empty path segments are not allowed")
+            raise _invalid(what, key, "empty path segments are not allowed")
         if segment in (".", "..") or ".." in segment:
-            raise _invalid("input key", key, "'.' and '..' are not allowed")
+            raise _invalid(what, key, "'.' and '..' are not allowed")
         if segment.endswith("."):
-            raise _invalid("input key", key, "a segment may not end with a dot")
+            raise _invalid(what, key, "a segment may not end with a dot")
         if not _SEGMENT.fullmatch(segment):
-            raise _invalid("input key", key, "segments use A-Z a-z 0-9 . _ - only")
+            raise _invalid(what, key, "segments use A-Z a-z 0-9 . _ - only")
     return key
+
+
+def validate_encrypted_key(key: object, *, user_id: str, document_id: str) -> str:
+    """Return ``key`` if it is the key of one of the encrypted artifacts the layout stores
+    for ``user_id``'s document ``document_id``, else raise ``StorageError``
+    (``storage.invalid_key``), before any I/O.
+
+    Those keys are the master, ``master/{user_id}/{document_id}/master.{ext}.enc``, and,
+    under an encryption policy that covers them, the outputs of any job:
+    ``output/{user_id}/{job_id}/NAME.enc`` (or ``.../{job_id}/{document_id}/NAME.enc`` in a
+    job of several documents), where ``NAME`` is ``normalized.jpg``, ``preview.jpg`` (either
+    also under ``pages/NNNN/``), ``text.txt``, ``text.hocr`` or ``searchable.pdf``. The key
+    is checked as :func:`validate_input_key` checks one first.
+    """
+    validate_id(user_id, "user_id")
+    validate_document_id(document_id)
+    prefix = "master/" if isinstance(key, str) and key.startswith("master/") else "output/"
+    checked = _checked_key(key, prefix, "key")
+    parts = checked.split("/")
+    if prefix == "master/":
+        ok = (
+            len(parts) == 4
+            and parts[1:3] == [user_id, document_id]
+            and master_ext_of(checked) is not None
+        )
+    else:
+        # The output's name in its folder: the job's (one document), or the document's own.
+        rest = "/".join(parts[3:])
+        names = [rest]
+        if rest.startswith(f"{document_id}/"):
+            names.append(rest[len(document_id) + 1 :])
+        ok = (
+            len(parts) > 3
+            and parts[1] == user_id
+            and ID_PATTERN.fullmatch(parts[2]) is not None
+            and any(_ENCRYPTED_OUTPUT.fullmatch(name) for name in names)
+        )
+    if not ok:
+        raise _invalid(
+            "key",
+            checked,
+            f"not an encrypted artifact of user {user_id!r}'s document {document_id!r}: "
+            f"expected master/{user_id}/{document_id}/master.EXT.enc or "
+            f"output/{user_id}/JOB/[{document_id}/]NAME.enc",
+        )
+    return checked

@@ -24,7 +24,7 @@ from rythmiq.io import (
     DEFAULT_PDF_DPI,
     check_limits,
 )
-from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS
+from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS, EncryptPolicy, encrypted_kinds
 from rythmiq.normalize import PAGE_SIZES
 from rythmiq.ocr import EngineConfig
 from rythmiq.quality import DEFAULT_THRESHOLD
@@ -81,6 +81,12 @@ class ProcessOptions:
         outputs: What a store receives besides the images and ``result.json``: any of
             ``"txt"`` (plain-text sidecar, the default), ``"hocr"`` and ``"pdf"`` (a
             searchable PDF of the normalized pages with an invisible text layer).
+        encrypt: What a store receives encrypted (see ``docs/storage.md``): ``"master"``
+            (the default) encrypts only the master, the original file. ``"all"`` also
+            encrypts every artifact that holds the document's content, each under its own
+            context: the normalized images, ``text.txt``, ``text.hocr`` and
+            ``searchable.pdf`` (stored as ``NAME.enc``); ``result.json`` then keeps only
+            counts of the OCR text, not the text. ``"all+preview"`` encrypts the preview too.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -109,6 +115,7 @@ class ProcessOptions:
     deskew: bool = True
     outputs: tuple[str, ...] = ("txt",)
     runtime: str = "auto"
+    encrypt: EncryptPolicy = "master"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -147,6 +154,7 @@ class ProcessOptions:
             raise OptionsError(f"unknown output(s) {unknown}; choose from {OUTPUT_FORMATS}")
         # One order, no repeats: the artifacts are written in this order.
         object.__setattr__(self, "outputs", tuple(o for o in OUTPUT_FORMATS if o in self.outputs))
+        encrypted_kinds(self.encrypt)  # one of ENCRYPT_POLICIES, else OptionsError
         for name in ("rotate", "deskew"):
             if not isinstance(getattr(self, name), bool):
                 raise OptionsError(f"{name} must be true or false, got {getattr(self, name)!r}")

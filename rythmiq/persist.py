@@ -3,7 +3,8 @@
 :func:`store_artifacts` is the one place that turns a :class:`~rythmiq.ProcessResult` into
 stored objects; ``process(store=...)``, the CLI's ``--out`` and the batch worker all call it.
 It builds on :mod:`rythmiq.storage` (the stores), :mod:`rythmiq.layout` (the keys),
-:mod:`rythmiq.crypto` (the master) and :mod:`rythmiq.export` (text, hOCR, PDF).
+:mod:`rythmiq.crypto` (the master, and under ``encrypt="all"`` the outputs) and
+:mod:`rythmiq.export` (text, hOCR, PDF).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rythmiq._errors import OptionsError, StorageError
 from rythmiq.crypto import EncryptionContext, encrypt
@@ -24,6 +25,7 @@ from rythmiq.layout import (
     ArtifactKind,
     Ids,
     artifact_key,
+    encrypted_kinds,
     is_output_file,
     output_folder,
 )
@@ -33,7 +35,7 @@ from rythmiq.storage import Artifact, Store
 if TYPE_CHECKING:
     from rythmiq.keyring import Keyring
 
-__all__ = ["Transaction", "store_artifacts"]
+__all__ = ["Transaction", "store_artifacts", "stored_result"]
 
 log = logging.getLogger("rythmiq.storage")
 
@@ -51,11 +53,14 @@ class Transaction:
         self._keys: list[str] = []  # every key a write started on, finished or not
         self._on_written = on_written
 
-    def write(self, key: str, data: bytes, *, kind: ArtifactKind) -> Artifact:
+    def write(
+        self, key: str, data: bytes, *, kind: ArtifactKind, encrypted: bool = False
+    ) -> Artifact:
+        """Write ``data`` at ``key``; its :class:`Artifact` says whether it is encrypted."""
         # Recorded before the write: an interrupt that lands after the object is stored but
         # before the write returns still has it removed.
         self._keys.append(key)
-        artifact = self.store.write(key, data, kind=kind)
+        artifact = replace(self.store.write(key, data, kind=kind), encrypted=encrypted)
         self.written.append(artifact)
         log.debug("wrote %s (%d bytes)", artifact.url, artifact.size)
         if self._on_written is not None:
@@ -81,6 +86,20 @@ class Transaction:
                 log.warning("could not remove %s after a failure: %s", url, error.message)
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """One artifact to write: its kind and key, how to make its bytes, whether encrypted."""
+
+    kind: ArtifactKind
+    key: str
+    make: Callable[[], bytes]
+    encrypted: bool
+
+
+def _sealed(make: Callable[[], bytes], keyring: Keyring, context: EncryptionContext) -> bytes:
+    return encrypt(make(), keyring, context)
+
+
 def _plan(
     result: ProcessResult,
     ids: Ids,
@@ -90,37 +109,71 @@ def _plan(
     keyring: Keyring,
     per_document: bool,
     outputs: Sequence[str],
-) -> list[tuple[ArtifactKind, str, Callable[[], bytes]]]:
-    """``(kind, key, make the bytes)`` of every artifact but ``result.json``, in write order."""
+    policy: str,
+) -> list[_Planned]:
+    """Every artifact but ``result.json``, in write order.
+
+    Each artifact the policy encrypts is sealed under its own context: the user id, the
+    document id and its own key, so that no encrypted artifact decrypts in another's place.
+    """
     unknown = set(outputs) - set(OUTPUT_FORMATS)
     if unknown:
         raise OptionsError(f"unknown output(s) {sorted(unknown)}; choose from txt, hocr, pdf")
-    master_key = artifact_key("master", ids, ext=master_ext)
-    context = EncryptionContext(ids.user_id, ids.document_id, master_key)
-    plan: list[tuple[ArtifactKind, str, Callable[[], bytes]]] = [
-        ("master", master_key, lambda: encrypt(master, keyring, context))
-    ]
+    sealed = encrypted_kinds(policy)
+    plan: list[_Planned] = []
+
+    def add(kind: ArtifactKind, make: Callable[[], bytes], *, page: int | None = None) -> None:
+        on = kind in sealed
+        if kind == "master":
+            key = artifact_key("master", ids, ext=master_ext)
+        else:
+            key = artifact_key(kind, ids, per_document=per_document, page=page, encrypted=on)
+        if on:
+            context = EncryptionContext(ids.user_id, ids.document_id, key)
+            make = functools.partial(_sealed, make, keyring, context)
+        plan.append(_Planned(kind, key, make, on))
+
+    add("master", lambda: master)
     multi = len(result.pages) > 1
     for page in result.pages:
         number = page.index + 1 if multi else None
-        images: tuple[tuple[ArtifactKind, bytes], ...] = (
-            ("normalized", page.image.data),
-            ("preview", page.preview.data),
-        )
-        for kind, data in images:
-            key = artifact_key(kind, ids, per_document=per_document, page=number)
-            plan.append((kind, key, functools.partial(bytes, data)))
+        add("normalized", functools.partial(bytes, page.image.data), page=number)
+        add("preview", functools.partial(bytes, page.preview.data), page=number)
     text = result.text
-    makers: dict[ArtifactKind, Callable[[], bytes]] = {}
     if "txt" in outputs and text is not None:
-        makers["text"] = lambda: text.encode("utf-8")
+        add("text", lambda: text.encode("utf-8"))
     if "hocr" in outputs:
-        makers["hocr"] = lambda: result_to_hocr(result).encode("utf-8")
+        add("hocr", lambda: result_to_hocr(result).encode("utf-8"))
     if "pdf" in outputs:
-        makers["pdf"] = lambda: result_to_pdf(result)
-    for kind, make in makers.items():
-        plan.append((kind, artifact_key(kind, ids, per_document=per_document), make))
+        add("pdf", lambda: result_to_pdf(result))
     return plan
+
+
+def stored_result(result: ProcessResult, policy: str) -> dict[str, Any]:
+    """``result`` as a store keeps it in clear under ``policy``: :meth:`ProcessResult.to_dict`,
+    without the OCR text when the policy encrypts the text (``"all"``, ``"all+preview"``)."""
+    return result.to_dict(content="text" not in encrypted_kinds(policy))
+
+
+def _marker(
+    result: ProcessResult,
+    ids: Ids,
+    written: Sequence[Artifact],
+    options_sha256: str | None,
+    policy: str,
+) -> bytes:
+    """The bytes of ``result.json``: the stored result, the artifacts, the options' fingerprint
+    and the encryption policy."""
+    # The stored result always names the ids it was stored under, even when the caller's
+    # result did not carry them yet.
+    document = {
+        "status": "ok",
+        **stored_result(replace(result, ids=ids), policy),
+        "artifacts": [a.to_dict() for a in written],
+        "options_sha256": options_sha256,
+        "encrypt": policy,
+    }
+    return json.dumps(document, indent=2).encode("utf-8")
 
 
 def store_artifacts(
@@ -136,6 +189,7 @@ def store_artifacts(
     marker: bool = True,
     outputs: Sequence[str] = ("txt",),
     options_sha256: str | None = None,
+    encrypt: str = "master",
 ) -> tuple[Artifact, ...]:
     """Write a processed document's artifacts; ``result.json`` last, as the completion marker.
 
@@ -143,8 +197,10 @@ def store_artifacts(
     ``pages/NNNN/`` for a multi-page document), the ``outputs`` asked for (``"txt"``: the
     OCR text, when OCR ran on some page; ``"hocr"``; ``"pdf"``: a searchable PDF), then
     ``result.json``: the result with ids, ``"status": "ok"``, the list of the other
-    artifacts and ``options_sha256``, which a resumed worker job compares with its own
-    options before it skips the document.
+    artifacts (each saying whether it is ``encrypted``), ``options_sha256``, which a resumed
+    worker job compares with its own options before it skips the document, and the
+    ``encrypt`` policy. ``result.json`` itself is never encrypted; when the policy encrypts
+    the text it holds no OCR text, only counts (see :meth:`ProcessResult.to_dict`).
 
     On any failure, every object this call wrote is deleted again before the error is
     raised. If the store is unreachable even for that, what is left is only at this
@@ -166,13 +222,19 @@ def store_artifacts(
         options_sha256: :meth:`~rythmiq.ProcessOptions.fingerprint` of the options the
             result was made with, recorded in ``result.json`` (``null`` when not given: such
             a document is never skipped by a resumed job).
+        encrypt: The encryption policy, one of :data:`~rythmiq.layout.ENCRYPT_POLICIES`
+            (``ProcessOptions.encrypt``): ``"master"`` encrypts the master only, ``"all"``
+            also the images, text, hOCR and PDF (at ``NAME.enc``), ``"all+preview"`` the
+            preview too. Each encrypted artifact is bound to the user, the document and its
+            own key.
 
     Returns:
         The artifacts, ``result.json`` last.
 
     Raises:
         StorageError: A write failed (the message never contains credentials).
-        CryptoError: The master could not be encrypted.
+        CryptoError: An artifact could not be encrypted.
+        OptionsError: An unknown output or policy.
     """
     plan = _plan(
         result,
@@ -182,22 +244,14 @@ def store_artifacts(
         keyring=keyring,
         per_document=per_document,
         outputs=outputs,
+        policy=encrypt,
     )
     with Transaction(store, on_written) as done:
-        for kind, key, make in plan:
-            done.write(key, make(), kind=kind)
+        for item in plan:
+            done.write(item.key, item.make(), kind=item.kind, encrypted=item.encrypted)
         if marker:
-            # The stored result always names the ids it was stored under, even when the
-            # caller's result did not carry them yet.
-            document = {
-                "status": "ok",
-                **replace(result, ids=ids).to_dict(),
-                "artifacts": [a.to_dict() for a in done.written],
-                "options_sha256": options_sha256,
-            }
-            body = json.dumps(document, indent=2).encode("utf-8")
-            key = artifact_key("result", ids, per_document=per_document)
-            done.write(key, body, kind="result")
+            body = _marker(result, ids, done.written, options_sha256, encrypt)
+            done.write(artifact_key("result", ids, per_document=per_document), body, kind="result")
     _remove_stale(store, output_folder(ids, per_document=per_document), done.written)
     return tuple(done.written)
 

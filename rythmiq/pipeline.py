@@ -303,6 +303,7 @@ def _stored(
         on_written=on_written,
         outputs=opts.outputs,
         options_sha256=opts.fingerprint(),
+        encrypt=opts.encrypt,
     )
     return replace(result, artifacts=artifacts)
 

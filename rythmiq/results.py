@@ -183,14 +183,27 @@ class PageResult:
     orientation: Orientation | None = None
     render_dpi: float | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict: plain types only, no bytes (sizes and hashes instead)."""
+    def to_dict(self, *, content: bool = True) -> dict[str, Any]:
+        """A JSON-safe dict: plain types only, no bytes (sizes and hashes instead).
+
+        Args:
+            content: Include the OCR text and lines. Without them (what ``result.json``
+                stores under ``encrypt="all"``) ``ocr`` keeps the engine, the confidence,
+                the size and two counts, ``line_count`` and ``text_length``; its ``text``
+                and ``lines`` are ``None``.
+        """
+        ocr: dict[str, Any] | None = None
+        if self.ocr is not None:
+            ocr = self.ocr.to_dict()
+            if not content:
+                ocr.update(text=None, lines=None)
+                ocr.update(line_count=len(self.ocr.lines), text_length=len(self.ocr.text))
         return {
             "index": self.index,
             "quality": self.quality.to_dict(),
             "image": self.image.to_dict(),
             "preview": self.preview.to_dict(),
-            "ocr": self.ocr.to_dict() if self.ocr is not None else None,
+            "ocr": ocr,
             "ocr_skipped_reason": self.ocr_skipped_reason,
             "orientation": self.orientation.to_dict() if self.orientation is not None else None,
             "render_dpi": self.render_dpi,
@@ -273,15 +286,22 @@ class ProcessResult:
             return None
         return "\f".join(p.ocr.text if p.ocr is not None else "" for p in self.pages)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict (the stored ``result.json``): document summary, then the pages."""
+    def to_dict(self, *, content: bool = True) -> dict[str, Any]:
+        """A JSON-safe dict (the stored ``result.json``): document summary, then the pages.
+
+        Args:
+            content: Include the OCR text (``text``, and each page's text and lines). Off,
+                ``text`` is ``None`` and the pages keep only counts (see
+                :meth:`PageResult.to_dict`): the form ``result.json`` has when the text is
+                stored encrypted (``encrypt="all"``).
+        """
         scores = [p.quality.score for p in self.pages]
         return {
             "page_count": self.page_count,
             "passed": self.passed,
             "min_quality": min(scores),
-            "text": self.text,
-            "pages": [p.to_dict() for p in self.pages],
+            "text": self.text if content else None,
+            "pages": [p.to_dict(content=content) for p in self.pages],
             "timings": self.timings.to_dict(),
             "source_sha256": self.source_sha256,
             "ids": self.ids.to_dict() if self.ids is not None else None,

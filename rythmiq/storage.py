@@ -96,11 +96,14 @@ class Artifact:
     """One stored object.
 
     Attributes:
-        kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"`` or ``"result"``.
+        kind: ``"master"``, ``"normalized"``, ``"preview"``, ``"text"``, ``"hocr"``,
+            ``"pdf"`` or ``"result"``.
         key: Key relative to the store root (see :mod:`rythmiq.layout`).
         url: Full URL of the object.
         size: Size in bytes.
-        sha256: SHA-256 of the stored bytes (for the master: of the ciphertext).
+        sha256: SHA-256 of the stored bytes (for an encrypted object: of the ciphertext).
+        encrypted: Whether the object is stored encrypted (always for the master; for the
+            outputs, as ``ProcessOptions.encrypt`` says).
     """
 
     kind: str
@@ -108,6 +111,7 @@ class Artifact:
     url: str
     size: int
     sha256: str
+    encrypted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
@@ -117,6 +121,7 @@ class Artifact:
             "url": self.url,
             "size": self.size,
             "sha256": self.sha256,
+            "encrypted": self.encrypted,
         }
 
 

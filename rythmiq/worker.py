@@ -51,7 +51,7 @@ from rythmiq.payload import (  # noqa: E402
     parse_payload,
     read_payload_bytes,
 )
-from rythmiq.persist import store_artifacts  # noqa: E402
+from rythmiq.persist import store_artifacts, stored_result  # noqa: E402
 from rythmiq.pipeline import process  # noqa: E402
 from rythmiq.results import ProcessResult  # noqa: E402
 from rythmiq.storage import Artifact, Store  # noqa: E402
@@ -127,8 +127,9 @@ def _stored_summary(stored: dict[str, Any]) -> dict[str, Any]:
                 "ocr": None
                 if ocr is None
                 else {
-                    "lines": len(ocr["lines"]),
-                    "text_length": len(ocr["text"]),
+                    # A result stored without its text (encrypt="all") keeps the counts.
+                    "lines": ocr["line_count"] if ocr["lines"] is None else len(ocr["lines"]),
+                    "text_length": ocr["text_length"] if ocr["text"] is None else len(ocr["text"]),
                     "mean_confidence": ocr["confidence"],
                     "engine": ocr["engine"],
                 },
@@ -330,13 +331,14 @@ def _run_document(
             marker=not payload.single,
             outputs=options.outputs,
             options_sha256=options.fingerprint(),
+            encrypt=options.encrypt,
         )
         spent.stages.add("store", time.perf_counter() - w2, _cpu() - c2)
         entry.update(status="ok", **_document_summary(result))
         entry["artifacts"] = [a.to_dict() for a in artifacts]
         entry["timings"] = result.timings.to_dict()
-        if payload.single:
-            entry["result"] = result.to_dict()
+        if payload.single:  # the job result is stored: in clear only what the policy allows
+            entry["result"] = stored_result(result, options.encrypt)
     except Cancelled:
         entry.update(status="cancelled")
         log.warning("cancelled while processing %s; its artifacts were removed", spec.document_id)
@@ -409,6 +411,7 @@ def run_job(payload_text: str | bytes, *, resume: bool = False) -> tuple[int, di
     job.update(status=status, exit_code=code, documents=documents, resumed=len(resumed))
     job["engine"] = None if engine is None else engine.name
     job["options_sha256"] = payload.options.fingerprint()
+    job["encrypt"] = payload.options.encrypt
 
     def accounting() -> dict[str, Any]:
         job_wall = time.time() - t0

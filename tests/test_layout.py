@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rythmiq import StorageError
+from rythmiq import OptionsError, StorageError
 from rythmiq.layout import (
     ID_PATTERN,
     Ids,
@@ -275,3 +275,82 @@ def test_a_payload_with_a_reserved_document_id_is_refused():
     with pytest.raises(PayloadError) as exc:
         parse_payload(json.dumps(payload))
     assert exc.value.code == "payload.invalid_id"
+
+
+# ------------------------------------------- issue 18: the keys of encrypted artifacts
+
+
+def test_encrypted_outputs_are_keyed_by_their_name_with_enc():
+    from rythmiq.layout import ENCRYPT_POLICIES, encrypted_kinds, is_output_file
+
+    ids = Ids("u1", "job-7", "doc-3")
+    assert artifact_key("text", ids, encrypted=True) == "output/u1/job-7/text.txt.enc"
+    assert artifact_key("normalized", ids, page=2, per_document=True, encrypted=True) == (
+        "output/u1/job-7/doc-3/pages/0002/normalized.jpg.enc"
+    )
+    assert artifact_key("master", ids, ext="png", encrypted=True).endswith("master.png.enc")
+    with pytest.raises(StorageError):
+        artifact_key("result", ids, encrypted=True)  # result.json is never encrypted
+    for name in ("text.txt.enc", "pages/0001/preview.jpg.enc", "searchable.pdf.enc"):
+        assert is_output_file(name), name  # so a re-run removes them when stale
+    for name in ("result.json.enc", "text.txt.enc.enc", "master.png.enc", "text.enc"):
+        assert not is_output_file(name), name
+    assert ENCRYPT_POLICIES == ("master", "all", "all+preview")
+    assert encrypted_kinds("master") == {"master"}
+    assert encrypted_kinds("all") == {"master", "normalized", "text", "hocr", "pdf"}
+    assert encrypted_kinds("all+preview") == encrypted_kinds("all") | {"preview"}
+    with pytest.raises(OptionsError):
+        encrypted_kinds("everything")
+
+
+@pytest.mark.parametrize("document_id", ["text.txt.enc", "Normalized.JPG.enc", "preview.jpg.enc"])
+def test_a_document_id_cannot_name_an_encrypted_file_of_the_layout(document_id):
+    with pytest.raises(StorageError) as exc:
+        Ids("u1", "j1", document_id)
+    assert "reserved" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "master/u1/d1/master.png.enc",
+        "output/u1/j1/text.txt.enc",
+        "output/u1/j1/d1/text.hocr.enc",
+        "output/u1/j1/pages/0003/normalized.jpg.enc",
+        "output/u1/j-9/d1/pages/0001/preview.jpg.enc",
+        "output/u1/j1/searchable.pdf.enc",
+    ],
+)
+def test_the_encrypted_artifacts_of_a_document_are_accepted(key):
+    from rythmiq.layout import validate_encrypted_key
+
+    assert validate_encrypted_key(key, user_id="u1", document_id="d1") == key
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "master/u2/d1/master.png.enc",  # another user
+        "master/u1/d2/master.png.enc",  # another document
+        "output/u2/j1/text.txt.enc",
+        "output/u1/j1/d2/text.txt.enc",
+        "output/u1/j1/text.txt",  # not encrypted
+        "output/u1/j1/result.json",
+        "output/u1/j1/secret.enc",
+        "output/u1/../u2/j1/text.txt.enc",
+        "output/u1/j1/%2e%2e/text.txt.enc",
+        "/output/u1/j1/text.txt.enc",
+        "input/a.png.enc",
+        "output/u1/j1/pages/1/normalized.jpg.enc",
+        "output/u1/j1/d1/d1/text.txt.enc",
+        "output/u1/text.txt.enc",
+        "",
+        None,
+    ],
+)
+def test_any_other_key_is_refused_before_any_io(key):
+    from rythmiq.layout import validate_encrypted_key
+
+    with pytest.raises(StorageError) as exc:
+        validate_encrypted_key(key, user_id="u1", document_id="d1")
+    assert exc.value.code == "storage.invalid_key"

@@ -16,6 +16,7 @@ import pytest
 from _helpers import PAGE_LINES, render_page
 from PIL import Image
 
+from rythmiq import CryptoError
 from rythmiq.crypto import EncryptionContext, decrypt
 from rythmiq.keyring import Keyring
 from rythmiq.metrics import word_f1
@@ -368,3 +369,100 @@ def test_worker_uses_prefetched_models_when_bundled_ones_are_blocked(tmp_path):
     env = {k: v for k, v in env.items() if k != "PADDLE_PDX_DISABLE_MODEL_SOURCE_CHECK"}
     out = run_worker({**body, "job_id": "job-2"}, env)
     assert out.returncode == 6 and one_json(out)["error"]["code"] == "model.not_found"
+
+
+# ------------------------------------------------ issue 18: the payload's "encrypt" option
+
+
+def _opened(store, key, document_id="d1"):
+    return decrypt(store.read(key), KEYRING, EncryptionContext("u1", document_id, key))
+
+
+def test_encrypt_all_in_a_payload_keeps_the_text_out_of_every_stored_byte(tmp_path):
+    store_dir = tmp_path / "store"
+    store = Store.open(str(store_dir))
+    store.write("input/a.png", png(width=620, height=877, font_size=18, margin=45))
+    body = {
+        "version": 1,
+        "job_id": "job-e",
+        "user_id": "u1",
+        "output": str(store_dir),
+        "document_id": "d1",
+        "input": "input/a.png",
+        "options": {"threads": 1, "encrypt": "all"},
+        "resume": True,
+    }
+    out = run_worker(body, worker_env())
+    assert out.returncode == 0, out.stderr
+    job = one_json(out)
+    assert job["status"] == "ok" and job["encrypt"] == "all"
+    assert sorted(store.list("output/")) == [
+        "output/u1/job-e/normalized.jpg.enc",
+        "output/u1/job-e/preview.jpg",
+        "output/u1/job-e/result.json",
+        "output/u1/job-e/text.txt.enc",
+    ]
+    text = _opened(store, "output/u1/job-e/text.txt.enc").decode()
+    assert word_f1(text, "\n".join(PAGE_LINES)) >= 0.9
+    words = {w for line in PAGE_LINES for w in line.split() if len(w) >= 6}
+    # Not in the stored job result, nor in any other stored file, nor on stdout.
+    for path in store_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes().decode("latin-1")
+            assert not [w for w in words if w in data], path
+    assert not [w for w in words if w in out.stdout.decode()]
+    entry = job["documents"][0]
+    assert entry["result"]["text"] is None and entry["pages"][0]["ocr"]["lines"] >= 5
+    assert {a["key"]: a["encrypted"] for a in entry["artifacts"]} == {
+        "master/u1/d1/master.png.enc": True,
+        "output/u1/job-e/normalized.jpg.enc": True,
+        "output/u1/job-e/preview.jpg": False,
+        "output/u1/job-e/text.txt.enc": True,
+    }
+    # A resumed run reads the stored result without its text and skips the document.
+    again = run_worker(body, worker_env())
+    assert again.returncode == 0, again.stderr
+    resumed = one_json(again)
+    assert resumed["resumed"] == 1 and resumed["documents"][0]["pages"] == entry["pages"]
+
+
+def test_encrypt_all_in_a_list_payload_seals_each_document_s_outputs(tmp_path):
+    store_dir = tmp_path / "store"
+    store = Store.open(str(store_dir))
+    store.write("input/a.png", png(width=400, height=500, font_size=18, margin=30))
+    body = payload(str(store_dir), [("d1", "a.png"), ("d2", "a.png")])
+    body["options"] = {"ocr": False, "outputs": ["hocr", "pdf"], "encrypt": "all"}
+    out = run_worker(body, worker_env())
+    assert out.returncode == 0, out.stderr
+    for document_id in ("d1", "d2"):
+        folder = f"output/u1/job-1/{document_id}/"
+        assert sorted(k.removeprefix(folder) for k in store.list(folder)) == [
+            "normalized.jpg.enc",
+            "preview.jpg",
+            "result.json",
+            "searchable.pdf.enc",
+            "text.hocr.enc",
+        ]
+        assert _opened(store, folder + "searchable.pdf.enc", document_id).startswith(b"%PDF")
+        assert json.loads(store.read(folder + "result.json"))["encrypt"] == "all"
+    # Each document's ciphertext is bound to it: d2's PDF does not open as d1's.
+    with pytest.raises(CryptoError, match="authentication failed"):
+        decrypt(
+            store.read("output/u1/job-1/d2/searchable.pdf.enc"),
+            KEYRING,
+            EncryptionContext("u1", "d1", "output/u1/job-1/d1/searchable.pdf.enc"),
+        )
+
+
+@pytest.mark.parametrize("policy", ["none", "ALL", True, ["all"]])
+def test_a_payload_with_an_unknown_policy_is_refused(policy):
+    from rythmiq import PayloadError
+    from rythmiq.payload import parse_payload
+
+    body = payload("/tmp/store", [("d1", "a.png")])
+    body["options"] = {"encrypt": policy}
+    with pytest.raises(PayloadError) as exc:
+        parse_payload(json.dumps(body))
+    assert exc.value.code == "payload.invalid" and "encrypt" in str(exc.value)
+    body["options"] = {"encrypt": "all+preview"}
+    assert parse_payload(json.dumps(body)).options.encrypt == "all+preview"

@@ -31,17 +31,26 @@ def keygen(**options: Any) -> int:
 
 
 @click.command()
-@click.option("--store", "store_url", required=True, metavar="URL", help="The store of the master.")
+@click.option(
+    "--store", "store_url", required=True, metavar="URL", help="The store of the artifact."
+)
 @click.option("--user-id", required=True)
 @click.option("--document-id", required=True)
+@click.option(
+    "--key",
+    metavar="KEY",
+    help="An encrypted artifact's key in the store, e.g. output/USER/JOB/text.txt.enc "
+    "(stored with --encrypt all). Default: the document's master.",
+)
 @click.option("--ext", help="The master's original extension (default: found by listing).")
 @click.option(
     "-o",
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the image.",
+    help="Where to write the plaintext: a new or regular file, written with mode 0600. A "
+    "symbolic link or any other kind of file there is refused.",
 )
 def decrypt(**options: Any) -> int:
-    """Decrypt a stored master."""
+    """Decrypt a stored master, or any encrypted artifact with --key."""
     return run_decrypt(**options)

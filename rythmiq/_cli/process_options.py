@@ -15,6 +15,7 @@ from rythmiq._cli.common import ENGINE_CHOICE
 from rythmiq._cli.grouping import OptionGroup, option
 from rythmiq._errors import OptionsError
 from rythmiq._registry import ENGINES, RUNTIMES
+from rythmiq.layout import ENCRYPT_POLICIES
 
 __all__ = [
     "INPUT",
@@ -128,16 +129,23 @@ class StoreOptions:
     want_pdf: bool
     want_hocr: bool
     want_txt: bool
+    encrypt: str | None = None
 
     def settings(self) -> dict[str, Any]:
-        """The ProcessOptions fields given: the outputs named, which need ``--out``."""
+        """The ProcessOptions fields given: the outputs named and the encryption policy,
+        which need ``--out``."""
         wanted = {"txt": self.want_txt, "hocr": self.want_hocr, "pdf": self.want_pdf}
         named = [name for name, on in wanted.items() if on]
-        if not named:
-            return {}
-        if self.out is None:
-            raise OptionsError("--pdf, --hocr and --txt write files: give --out DIR|URL")
-        return {"outputs": tuple(named)}
+        given: dict[str, Any] = {}
+        if named:
+            if self.out is None:
+                raise OptionsError("--pdf, --hocr and --txt write files: give --out DIR|URL")
+            given["outputs"] = tuple(named)
+        if self.encrypt is not None:
+            if self.out is None:
+                raise OptionsError("--encrypt says how files are stored: give --out DIR|URL")
+            given["encrypt"] = self.encrypt
+        return given
 
     def check(self, inputs: int) -> None:
         """Refuse ids that cannot apply to ``inputs`` inputs, or that need ``--out``."""
@@ -255,6 +263,13 @@ STORE = OptionGroup(
             is_flag=True,
             help="With --out: store the plain text (text.txt). The default when no output is "
             "named.",
+        ),
+        option(
+            "--encrypt",
+            type=click.Choice(list(ENCRYPT_POLICIES)),
+            help="With --out: what is stored encrypted. master (default): the original only; "
+            "all: also the normalized images, text, hOCR and PDF (as NAME.enc; result.json "
+            "then holds no OCR text); all+preview: the preview too.",
         ),
     ),
 )
