@@ -22,9 +22,8 @@ from rythmiq.normalize import (
     DpiInfo,
     compress_to_budget,
     encode_jpeg,
-    fit_size,
     make_preview,
-    resample_to_dpi,
+    plan_size,
     resize_exact,
     resolve_dpi,
 )
@@ -104,16 +103,23 @@ def _normalize(
     if dpi.source != "metadata":
         corrections.append(f"dpi_{dpi.source}")
     h0, w0 = pixels.shape[:2]
-    out, out_dpi = pixels, dpi.dpi
-    if options.target_dpi is not None and abs(options.target_dpi - dpi.dpi) > 0.5:
-        out, out_dpi = resample_to_dpi(out, dpi.dpi, options.target_dpi)
-        corrections.append("dpi_resampled")
-    if options.box is not None:
-        size = fit_size(out.shape[1], out.shape[0], options.box, upscale=options.upscale)
-        if size != (out.shape[1], out.shape[0]):
-            out_dpi *= size[0] / out.shape[1]
-            out = resize_exact(out, size)
-            corrections.append("resized")
+    # The size is planned (and checked against max_output_pixels) first; one resize then
+    # goes straight to it, so no larger image is made on the way.
+    plan = plan_size(
+        w0,
+        h0,
+        dpi=dpi.dpi,
+        target_dpi=options.target_dpi,
+        box=options.box,
+        upscale=options.upscale,
+        max_pixels=options.max_output_pixels,
+    )
+    corrections.extend(
+        name
+        for name, done in (("dpi_resampled", plan.resampled), ("resized", plan.resized))
+        if done
+    )
+    out, out_dpi = resize_exact(pixels, plan.size), plan.dpi
     if options.max_bytes is not None:
         packed = compress_to_budget(
             out,
