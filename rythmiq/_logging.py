@@ -1,4 +1,5 @@
-"""Logging for the adapters (CLI, worker): stderr only, secrets redacted from every line."""
+"""Logging for the adapters (CLI, worker): stderr only, secrets redacted from every line, and
+control characters escaped in it."""
 
 from __future__ import annotations
 
@@ -6,16 +7,18 @@ import logging
 import sys
 
 from rythmiq._redact import redact
+from rythmiq._util import printable
 
 __all__ = ["RedactingFormatter", "setup_logging"]
 
 
 class RedactingFormatter(logging.Formatter):
     """Blanks secret values (see ``rythmiq.storage.SECRET_ENV_VARS``) in every log line,
-    tracebacks included."""
+    tracebacks included, and escapes its control characters but newlines and tabs
+    (:func:`rythmiq._util.printable`): a line may quote a file name or OCR text."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return printable(redact(super().format(record)), lines=True)
 
 
 def setup_logging(debug: bool) -> None:

@@ -6,9 +6,20 @@ it without creating an import cycle.
 
 from __future__ import annotations
 
+import re
+
 from rythmiq._errors import InputError, OptionsError
 
-__all__ = ["check_image", "format_bytes", "positive_int"]
+__all__ = ["check_image", "format_bytes", "positive_int", "printable"]
+
+# What a terminal must not be sent raw: the C0 controls (ESC starts every escape sequence,
+# OSC among them; BEL ends one), DEL, the C1 controls (U+009B is a one-character CSI on some
+# terminals), surrogates (a file name of undecodable bytes; no encoder writes them), the
+# line and paragraph separators, and the bidirectional overrides and isolates, which make a
+# terminal show text in another order than it is.
+_OTHERS = r"\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(rf"[\x00-\x1f{_OTHERS}]")
+_UNPRINTABLE_KEEP_LINES = re.compile(rf"[\x00-\x08\x0b-\x1f{_OTHERS}]")  # \t and \n kept
 
 
 def check_image(image: object, name: str = "image") -> None:
@@ -41,6 +52,28 @@ def format_bytes(n: int) -> str:
     if n < 1024 * 1024:
         return f"{n / 1024:.0f} KiB"
     return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape)
+        code -= 0xDC00
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """``text`` safe to print on a terminal: each control character written as an escape.
+
+    C0 and C1 controls, DEL, surrogates, U+2028/U+2029 and the bidirectional overrides and
+    isolates become ``\\x1b`` or ``\\u202e`` (an undecodable byte of a file name, which
+    Python holds as a surrogate, is shown as that byte: ``\\xff``). So text from outside
+    (OCR text, file names, messages that quote them) can neither send an escape sequence
+    (colours, an OSC window title, a hyperlink), ring the bell, nor reorder what is shown. A
+    backslash is left as it is. ``lines`` keeps newlines and tabs, for text printed over
+    several lines.
+    """
+    pattern = _UNPRINTABLE_KEEP_LINES if lines else _UNPRINTABLE
+    return pattern.sub(_escape, text)
 
 
 def positive_int(value: object, name: str) -> int:

@@ -24,7 +24,7 @@ from rythmiq._errors import InputError, OptionsError
 from rythmiq._system import font_path
 from rythmiq._version import __version__
 from rythmiq.layout import output_name
-from rythmiq.ocr.base import OcrLine, OcrResult
+from rythmiq.ocr.base import OcrLine, OcrResult, checked_result
 from rythmiq.results import ProcessResult
 
 __all__ = ["result_to_hocr", "result_to_pdf", "to_hocr", "to_searchable_pdf", "to_text"]
@@ -48,9 +48,10 @@ def to_text(ocr: OcrResult) -> str:
 
     Raises:
         OptionsError: ``ocr`` is not an :class:`~rythmiq.ocr.OcrResult`.
+        OcrError: ``ocr`` is not of the shape :func:`~rythmiq.ocr.checked_result` checks
+            (``ocr.bad_output``).
     """
-    _check_result(ocr, "ocr")
-    text = ocr.text
+    text = _checked(ocr, "ocr").text
     return text + "\n" if text else ""
 
 
@@ -69,6 +70,8 @@ def to_hocr(
 
     Raises:
         OptionsError: ``pages`` is empty or not of the types above.
+        OcrError: A result is not of the shape :func:`~rythmiq.ocr.checked_result` checks
+            (``ocr.bad_output``).
     """
     if not isinstance(title, str):
         raise OptionsError(f"title must be a str, got {type(title).__name__}")
@@ -76,8 +79,8 @@ def to_hocr(
         pages = [(pages, None)]
     items = _check_pages(pages, 2, "pages")
     body: list[str] = []
-    for number, (ocr, image) in enumerate(items, start=1):
-        _check_result(ocr, f"pages[{number - 1}][0]")
+    for number, (given, image) in enumerate(items, start=1):
+        ocr = _checked(given, f"pages[{number - 1}][0]")
         if image is not None and not isinstance(image, str):
             raise OptionsError(f"pages[{number - 1}][1] must be a str or None")
         props = [f"bbox 0 0 {ocr.width} {ocr.height}", f"ppageno {number - 1}"]
@@ -130,16 +133,18 @@ def to_searchable_pdf(pages: Sequence[tuple[bytes, OcrResult, float]]) -> bytes:
     Raises:
         OptionsError: ``pages`` is empty or holds the wrong types, or a dpi is not positive.
         InputError: An image is not a readable JPEG (``input.unreadable``).
+        OcrError: A result is not of the shape :func:`~rythmiq.ocr.checked_result` checks
+            (``ocr.bad_output``).
     """
     from fpdf import FPDF
     from fpdf.enums import TextMode
 
     items = _check_pages(pages, 3, "pages")
     checked = []
-    for i, (jpeg, ocr, dpi) in enumerate(items):
+    for i, (jpeg, given, dpi) in enumerate(items):
         if not isinstance(jpeg, (bytes, bytearray, memoryview)):
             raise OptionsError(f"pages[{i}][0] must be JPEG bytes, got {type(jpeg).__name__}")
-        _check_result(ocr, f"pages[{i}][1]")
+        ocr = _checked(given, f"pages[{i}][1]")
         if isinstance(dpi, bool) or not isinstance(dpi, (int, float)):
             raise OptionsError(f"pages[{i}][2] (dpi) must be a number, got {type(dpi).__name__}")
         if not (math.isfinite(dpi) and dpi > 0):
@@ -235,9 +240,13 @@ def _check_process_result(result: object) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_result(ocr: object, name: str) -> None:
+def _checked(ocr: object, name: str) -> OcrResult:
+    """``ocr`` as :func:`~rythmiq.ocr.checked_result` makes it, once it is an OcrResult: every
+    writer writes only checked results, so no text or box a caller or engine made can crash
+    one."""
     if not isinstance(ocr, OcrResult):
         raise OptionsError(f"{name} must be an OcrResult, got {type(ocr).__name__}")
+    return checked_result(ocr, source=name)
 
 
 def _check_pages(pages: object, arity: int, name: str) -> list[tuple[Any, ...]]:

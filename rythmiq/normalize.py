@@ -14,19 +14,22 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from rythmiq._errors import OptionsError
+from rythmiq._errors import InputError, OptionsError
 
 __all__ = [
     "DEFAULT_DPI",
+    "DEFAULT_MAX_OUTPUT_PIXELS",
     "PAGE_SIZES",
     "PLAUSIBLE_DPI",
     "CompressedImage",
     "DpiInfo",
+    "SizePlan",
     "apply_exif_orientation",
     "compress_to_budget",
     "encode_jpeg",
     "fit_size",
     "make_preview",
+    "plan_size",
     "resample_to_dpi",
     "resize_exact",
     "resize_to_box",
@@ -34,6 +37,10 @@ __all__ = [
 ]
 
 DEFAULT_DPI = 300.0
+#: The default bound on a normalized image's pixels (``ProcessOptions.max_output_pixels``):
+#: the default bound on an input's (``max_pixels``), so that normalizing never makes more
+#: pixels than the largest page rythmiq decodes.
+DEFAULT_MAX_OUTPUT_PIXELS = 100_000_000
 PLAUSIBLE_DPI = (72.0, 1200.0)
 # Page sizes in inches (short side, long side).
 PAGE_SIZES: dict[str, tuple[float, float]] = {
@@ -182,6 +189,14 @@ def resolve_dpi(
     return DpiInfo(float(default), "default", declared, note)
 
 
+def _dpi_size(width: int, height: int, dpi: float, target_dpi: float) -> tuple[int, int]:
+    """The pixel size of a ``width x height`` image at ``dpi`` resampled to ``target_dpi``."""
+    if dpi <= 0 or target_dpi <= 0:
+        raise OptionsError(f"dpi and target_dpi must be > 0, got {dpi}, {target_dpi}")
+    scale = target_dpi / dpi
+    return (max(1, round(width * scale)), max(1, round(height * scale)))
+
+
 def resample_to_dpi(
     image: NDArray[np.uint8], dpi: float, target_dpi: float
 ) -> tuple[NDArray[np.uint8], float]:
@@ -189,12 +204,69 @@ def resample_to_dpi(
 
     The physical page size is kept, so the new DPI is exact for the rounded pixel size.
     """
-    if dpi <= 0 or target_dpi <= 0:
-        raise OptionsError(f"dpi and target_dpi must be > 0, got {dpi}, {target_dpi}")
     h, w = image.shape[:2]
-    scale = target_dpi / dpi
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = _dpi_size(w, h, dpi, target_dpi)
     return resize_exact(image, size), dpi * size[0] / w
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """The size normalization gives an image, worked out before a pixel is resampled.
+
+    Attributes:
+        size: ``(width, height)`` of the normalized image.
+        dpi: Its DPI (the physical page size is kept).
+        resampled: Whether ``target_dpi`` changed the size (correction ``dpi_resampled``).
+        resized: Whether fitting into the box changed it (correction ``resized``).
+    """
+
+    size: tuple[int, int]
+    dpi: float
+    resampled: bool
+    resized: bool
+
+
+def plan_size(
+    width: int,
+    height: int,
+    *,
+    dpi: float,
+    target_dpi: float | None = None,
+    box: tuple[int, int] | None = None,
+    upscale: bool = False,
+    max_pixels: int | None = None,
+) -> SizePlan:
+    """The size a ``width x height`` image at ``dpi`` is normalized to, checked against
+    ``max_pixels`` before anything is allocated.
+
+    First resampled to ``target_dpi`` (when it differs from ``dpi`` by more than half a
+    dot), then fitted into ``box`` (see :func:`fit_size`). The caller resizes once, straight
+    to :attr:`SizePlan.size`, so no larger image is ever made on the way.
+
+    Raises:
+        InputError: ``input.output_too_large``: the normalized image would have more than
+            ``max_pixels`` pixels (``ProcessOptions.max_output_pixels``).
+        OptionsError: A size, DPI or box is not positive.
+    """
+    size, out_dpi = (width, height), float(dpi)
+    resampled = resized = False
+    if target_dpi is not None and abs(target_dpi - dpi) > 0.5:
+        size = _dpi_size(width, height, dpi, target_dpi)
+        out_dpi = dpi * size[0] / width
+        resampled = True
+    if box is not None:
+        fitted = fit_size(size[0], size[1], box, upscale=upscale)
+        if fitted != size:
+            out_dpi *= fitted[0] / size[0]
+            size, resized = fitted, True
+    if max_pixels is not None and size[0] * size[1] > max_pixels:
+        raise InputError(
+            f"the normalized image would be {size[0]}x{size[1]} = {size[0] * size[1]} pixels, "
+            f"over max_output_pixels={max_pixels}; lower target_dpi or box, or raise "
+            "max_output_pixels if this is expected",
+            code="input.output_too_large",
+        )
+    return SizePlan(size, out_dpi, resampled, resized)
 
 
 def encode_jpeg(image: NDArray[np.uint8], *, quality: int = 90, dpi: float | None = None) -> bytes:

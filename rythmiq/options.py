@@ -16,6 +16,7 @@ from typing import Any, Literal
 from rythmiq._errors import OptionsError
 from rythmiq._public import public
 from rythmiq._registry import DEFAULT_ENGINE
+from rythmiq._util import positive_int
 from rythmiq.io import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PAGES,
@@ -25,7 +26,7 @@ from rythmiq.io import (
     check_limits,
 )
 from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS, EncryptPolicy, encrypted_kinds
-from rythmiq.normalize import PAGE_SIZES
+from rythmiq.normalize import DEFAULT_MAX_OUTPUT_PIXELS, PAGE_SIZES
 from rythmiq.ocr import EngineConfig
 from rythmiq.quality import DEFAULT_THRESHOLD
 
@@ -87,6 +88,11 @@ class ProcessOptions:
             context: the normalized images, ``text.txt``, ``text.hocr`` and
             ``searchable.pdf`` (stored as ``NAME.enc``); ``result.json`` then keeps only
             counts of the OCR text, not the text. ``"all+preview"`` encrypts the preview too.
+        max_output_pixels: The most pixels a normalized image may have (100 Mpx by default,
+            ``max_pixels``'s default). A ``box`` with more pixels is refused here, so with a
+            box (fitted images are never larger than it) the bound holds for every page. With
+            ``box=None``, a page that ``target_dpi`` would make larger is refused
+            (``input.output_too_large``) when its size is planned, before it is resized.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -116,6 +122,7 @@ class ProcessOptions:
     outputs: tuple[str, ...] = ("txt",)
     runtime: str = "auto"
     encrypt: EncryptPolicy = "master"
+    max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -169,6 +176,20 @@ class ProcessOptions:
         )
         for name in ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels"):
             object.__setattr__(self, name, getattr(limits, name))
+        self._check_output_pixels()
+
+    def _check_output_pixels(self) -> None:
+        """``max_output_pixels`` is a positive integer, and the box fits in it."""
+        limit: object = self.max_output_pixels
+        if isinstance(limit, float) and limit.is_integer():
+            limit = int(limit)  # JSON Schema counts 1e8 as an integer
+        object.__setattr__(self, "max_output_pixels", positive_int(limit, "max_output_pixels"))
+        if self.box is not None and self.box[0] * self.box[1] > self.max_output_pixels:
+            w, h = self.box
+            raise OptionsError(
+                f"box {w}x{h} is {w * h} pixels, over max_output_pixels={self.max_output_pixels}; "
+                "give a smaller box or raise max_output_pixels"
+            )
 
     def engine_config(self) -> EngineConfig:
         """The :class:`EngineConfig` these options ask for (checked by it)."""

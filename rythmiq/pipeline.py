@@ -22,15 +22,15 @@ from rythmiq.normalize import (
     DpiInfo,
     compress_to_budget,
     encode_jpeg,
-    fit_size,
     make_preview,
-    resample_to_dpi,
+    plan_size,
     resize_exact,
     resolve_dpi,
 )
 from rythmiq.ocr import (
     OcrEngine,
     OcrResult,
+    checked_engine,
     default_engine,
 )
 from rythmiq.options import ProcessOptions
@@ -103,16 +103,23 @@ def _normalize(
     if dpi.source != "metadata":
         corrections.append(f"dpi_{dpi.source}")
     h0, w0 = pixels.shape[:2]
-    out, out_dpi = pixels, dpi.dpi
-    if options.target_dpi is not None and abs(options.target_dpi - dpi.dpi) > 0.5:
-        out, out_dpi = resample_to_dpi(out, dpi.dpi, options.target_dpi)
-        corrections.append("dpi_resampled")
-    if options.box is not None:
-        size = fit_size(out.shape[1], out.shape[0], options.box, upscale=options.upscale)
-        if size != (out.shape[1], out.shape[0]):
-            out_dpi *= size[0] / out.shape[1]
-            out = resize_exact(out, size)
-            corrections.append("resized")
+    # The size is planned (and checked against max_output_pixels) first; one resize then
+    # goes straight to it, so no larger image is made on the way.
+    plan = plan_size(
+        w0,
+        h0,
+        dpi=dpi.dpi,
+        target_dpi=options.target_dpi,
+        box=options.box,
+        upscale=options.upscale,
+        max_pixels=options.max_output_pixels,
+    )
+    corrections.extend(
+        name
+        for name, done in (("dpi_resampled", plan.resampled), ("resized", plan.resized))
+        if done
+    )
+    out, out_dpi = resize_exact(pixels, plan.size), plan.dpi
     if options.max_bytes is not None:
         packed = compress_to_budget(
             out,
@@ -170,7 +177,10 @@ def process(
         options: A :class:`ProcessOptions`; the defaults when ``None``.
         engine: The OCR engine to use. When ``None`` the shared default engine for
             ``options.engine_config()`` is used (loaded once per process and configuration;
-            see :func:`rythmiq.ocr.clear_engine_cache`).
+            see :func:`rythmiq.ocr.clear_engine_cache`). Whatever the engine returns is
+            checked by :func:`rythmiq.ocr.checked_result` before it is used: unusable
+            output is an ``ocr.bad_output`` error, text is cleaned of lone surrogates and
+            NUL, and a line whose box is not finite is dropped.
         store: Where to write the artifacts (see :mod:`rythmiq.layout`): the encrypted
             master, each page's normalized image and preview, the ``options.outputs`` (OCR
             text, hOCR, searchable PDF), and ``result.json`` last. Nothing is written without
@@ -188,9 +198,10 @@ def process(
     Raises:
         InputError: The source cannot be read as an image or PDF, is password-protected, or
             is over a limit (bytes, pixels, pages, total pixels).
-        OptionsError: An option is invalid.
+        OptionsError: An option is invalid, or ``engine`` is not an :class:`OcrEngine`.
         ModelError: The OCR models cannot be loaded.
-        OcrError: The OCR engine failed on this image.
+        OcrError: The OCR engine failed on this image, or returned something that is not a
+            usable :class:`OcrResult` (``ocr.bad_output``).
         StorageError: A URL source or an artifact could not be read or written.
         CryptoError: No keyring was found, or the master could not be encrypted.
 
@@ -240,14 +251,17 @@ def _open(source: Source, opts: ProcessOptions) -> LoadedDocument:
 def _read(
     source: Source, opts: ProcessOptions, engine: OcrEngine | None
 ) -> tuple[ProcessResult, LoadedDocument]:
-    """Open the document, then score, turn, normalize and read each page in turn."""
+    """Open the document, then score, turn, normalize and read each page in turn.
+
+    Every engine, given or the default, is read through :func:`~rythmiq.ocr.checked_engine`:
+    what it returns is checked once, here, before anything else sees it."""
     clock = _Clock()
     pages: list[PageResult] = []
-    engines: list[OcrEngine] = [engine] if engine is not None else []
+    engines: list[OcrEngine] = [checked_engine(engine)] if engine is not None else []
 
     def get_engine() -> OcrEngine:
         if not engines:
-            engines.append(default_engine(opts.engine_config()))
+            engines.append(checked_engine(default_engine(opts.engine_config())))
         return engines[0]
 
     with clock.stage("total"):

@@ -119,6 +119,53 @@ class ScriptedEngine:
         self.closed = True
 
 
+@dataclass
+class HostileEngine:
+    """An engine that returns what it is told, unchecked: lines of raw ``(text, confidence,
+    box)``, or, when ``answer`` is set, that object instead of an OcrResult."""
+
+    lines: list[tuple[object, object, object]] = field(default_factory=list)
+    answer: object = None
+
+    @property
+    def name(self) -> str:
+        return "hostile"
+
+    def recognize(self, image: NDArray[np.uint8]) -> OcrResult:
+        if self.answer is not None:
+            return self.answer  # type: ignore[return-value]
+        h, w = image.shape[:2]
+        lines = tuple(OcrLine(text, conf, box) for text, conf, box in self.lines)  # type: ignore[arg-type]
+        return OcrResult(lines, w, h, self.name)
+
+    def close(self) -> None:
+        pass
+
+
+def hostile_lines():
+    """A hypothesis strategy: raw ``(text, confidence, box)`` lines for :class:`HostileEngine`,
+    with lone surrogates, NUL, escape sequences, NaN, infinities and numbers too big for a
+    float."""
+    from hypothesis import strategies as st
+
+    odd = st.sampled_from(
+        ["\x00", "\ud800", "\udfff", "\ud83d\ude00", "\x1b]0;x\x07", "\x9b", "\u202e", ""]
+    )
+    text = st.lists(st.one_of(st.characters(exclude_categories=()), odd), max_size=8).map("".join)
+    number = st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(10**400), 10**400),
+        st.sampled_from([0, 1e308, -1e308, 5e-324]),
+    )
+    point = st.tuples(number, number)
+    return st.lists(st.tuples(text, number, st.tuples(point, point, point, point)), max_size=6)
+
+
+def quad(left: float, top: float, right: float, bottom: float) -> tuple:
+    """An axis-aligned 4-point box."""
+    return ((left, top), (right, top), (right, bottom), (left, bottom))
+
+
 def dev_rows(folder: str) -> list[dict[str, object]]:
     manifest = DEV / folder / "manifest.jsonl"
     if not manifest.is_file():

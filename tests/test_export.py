@@ -234,3 +234,63 @@ def test_pdf_bad_image():
 def test_result_to_pdf_bad_input():
     with pytest.raises(OptionsError):
         result_to_pdf(_page_ocr())
+
+
+# ------------------------------------- hostile results: the writers never crash (issue 18, 9)
+
+
+def _hostile_result() -> OcrResult:
+    nan, inf = float("nan"), float("inf")
+    lines = (
+        OcrLine("lone \ud800 half\x00", 0.9, _box(10, 10, 300, 40)),
+        OcrLine("nan box", 0.9, ((nan, 50), (300, 50), (300, 80), (10, 80))),
+        OcrLine("inf box", 0.9, _box(10, 90, inf, 120)),
+        OcrLine("huge box", nan, _box(-1e300, 130, 1e300, 1e300)),
+    )
+    return OcrResult(lines, 400, 300, "hostile")
+
+
+def test_the_writers_write_a_hostile_result():
+    ocr = _hostile_result()
+    assert to_text(ocr).encode("utf-8") == "lone \ufffd half\ufffd\nhuge box\n".encode()
+    root = ET.fromstring(to_hocr(ocr))
+    spans = [e for e in root.iter() if e.get("class") == "ocr_line"]
+    assert [e.text for e in spans] == ["lone \ufffd half\ufffd", "huge box"]
+    assert spans[1].get("title") == "bbox 0 130 400 300; x_wconf 0"
+    jpeg = _jpeg(np.full((300, 400, 3), 255, np.uint8))
+    doc = pdfium.PdfDocument(to_searchable_pdf([(jpeg, ocr, 100.0)]))
+    try:
+        assert "huge box" in doc[0].get_textpage().get_text_range()
+    finally:
+        doc.close()
+
+
+def test_the_writers_refuse_a_result_of_the_wrong_shape():
+    from rythmiq import OcrError
+
+    bad = OcrResult((OcrLine(None, 0.9, _box(0, 0, 1, 1)),), 10, 10)
+    for write in (to_text, to_hocr, lambda r: to_searchable_pdf([(b"", r, 100.0)])):
+        with pytest.raises(OcrError) as exc:
+            write(bad)
+        assert exc.value.code == "ocr.bad_output"
+
+
+def test_hostile_results_through_the_writers():
+    from _helpers import hostile_lines
+    from hypothesis import HealthCheck, given, settings
+
+    from rythmiq.ocr import checked_result
+
+    jpeg = _jpeg(np.full((30, 50, 3), 200, np.uint8))
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(lines=hostile_lines())
+    def run(lines):
+        ocr = OcrResult(tuple(OcrLine(t, c, b) for t, c, b in lines), 50, 30, "x\ud800")
+        checked = checked_result(ocr, source="test")
+        for given_ in (ocr, checked):  # raw (the writers check it) and checked
+            to_text(given_).encode("utf-8")
+            ET.fromstring(to_hocr([(given_, "page \x1b.jpg")], title="t\x00"))
+            assert to_searchable_pdf([(jpeg, given_, 72.0)]).startswith(b"%PDF-")
+
+    run()

@@ -211,3 +211,101 @@ def test_a_rerun_with_fewer_outputs_removes_the_earlier_ones(tmp_path):
     assert after == listed  # exactly what result.json lists: no stale hOCR, PDF or pages
     stored = json.loads(store.read("output/u1/j1/result.json"))
     assert {a["key"] for a in stored["artifacts"]} | {"output/u1/j1/result.json"} >= after
+
+
+# ----------------------------------------- 4: options that amplify work and memory
+
+AMPLIFY = """\
+import io, resource, sys
+import cv2, numpy
+from PIL import Image
+import rythmiq
+from rythmiq import ProcessOptions, RythmiqError, process
+
+buf = io.BytesIO()
+Image.new("RGB", (1000, 1000), "white").save(buf, "PNG", dpi=(72, 72))
+options = ProcessOptions(ocr=False, box=None, target_dpi=2400)  # 33333 x 33333 x 3: 3.3 GB
+# What the process holds now plus 1.5 GiB: the 3.3 GB a resize would allocate cannot fit.
+vm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmSize:"))
+limit = vm * 1024 + 1536 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    process(buf.getvalue(), options=options)
+    print("processed")
+except RythmiqError as exc:
+    print("error", exc.code)
+except BaseException as exc:
+    print("untyped", type(exc).__name__)
+"""
+
+
+def test_an_output_over_max_output_pixels_is_refused_before_it_is_allocated(tmp_path):
+    # A 5 KB PNG at 72 dpi and target_dpi=2400: 1111 times the pixels. The size is planned
+    # and refused before a resize could allocate it (here the address space is too small).
+    out = _run_script(["-"], stdin=AMPLIFY, cwd=tmp_path)
+    assert out.stdout.strip() == "error input.output_too_large", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("box", [(20000, 20000), (10001, 10000)])
+def test_a_box_over_max_output_pixels_is_refused_when_options_are_built(box):
+    from rythmiq import OptionsError, ProcessOptions
+
+    with pytest.raises(OptionsError, match="max_output_pixels"):
+        ProcessOptions(box=box, upscale=True)
+    with pytest.raises(PayloadError) as exc:
+        parse_payload(json.dumps({**PAYLOAD, "options": {"box": list(box), "upscale": True}}))
+    assert exc.value.code == "payload.invalid" and "max_output_pixels" in exc.value.message
+    # A larger bound is a choice, made in the options or the payload.
+    big = box[0] * box[1]
+    assert ProcessOptions(box=box, max_output_pixels=big).max_output_pixels == big
+    options = {"box": list(box), "max_output_pixels": big}
+    assert parse_payload(json.dumps({**PAYLOAD, "options": options})).options.box == box
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "100", True, None])
+def test_max_output_pixels_is_a_positive_integer(bad):
+    from rythmiq import OptionsError, ProcessOptions
+
+    with pytest.raises(OptionsError, match="max_output_pixels must be an integer >= 1"):
+        ProcessOptions(max_output_pixels=bad)
+    assert ProcessOptions(max_output_pixels=1e8).max_output_pixels == 100_000_000
+    assert ProcessOptions().max_output_pixels == ProcessOptions().max_pixels == 100_000_000
+
+
+# ------------------------------ 10: control characters printed raw to the terminal
+# (the CLI's own runs are in cli/test_cli_process.py)
+
+
+@pytest.mark.parametrize(
+    ("text", "one_line", "lines"),
+    [
+        ("plain text, a\\backslash", "plain text, a\\backslash", "plain text, a\\backslash"),
+        ("osc \x1b]0;title\x07 end", "osc \\x1b]0;title\\x07 end", "osc \\x1b]0;title\\x07 end"),
+        (
+            "nul\x00 del\x7f c1\x85\x9b",
+            "nul\\x00 del\\x7f c1\\x85\\x9b",
+            "nul\\x00 del\\x7f c1\\x85\\x9b",
+        ),
+        ("a\tb\nc\rd", "a\\x09b\\x0ac\\x0dd", "a\tb\nc\\x0dd"),
+        ("rtl \u202e\u2066 \u2028", "rtl \\u202e\\u2066 \\u2028", "rtl \\u202e\\u2066 \\u2028"),
+        ("byte \udcff lone \ud800", "byte \\xff lone \\ud800", "byte \\xff lone \\ud800"),
+        ("é ü 東京 😀 \u200d", "é ü 東京 😀 \u200d", "é ü 東京 😀 \u200d"),
+    ],
+)
+def test_printable_escapes_what_a_terminal_would_act_on(text, one_line, lines):
+    from rythmiq._util import printable
+
+    assert printable(text) == one_line
+    assert printable(text, lines=True) == lines
+    printable(text).encode("utf-8")  # always writable
+
+
+def test_log_lines_escape_control_characters():
+    import logging
+
+    from rythmiq._logging import RedactingFormatter
+
+    record = logging.LogRecord(
+        "rythmiq.cli", logging.ERROR, "x", 1, "%s: failed", ("a\x1b[2Jb",), None
+    )
+    assert RedactingFormatter("%(message)s\n\tnext").format(record) == "a\\x1b[2Jb: failed\n\tnext"

@@ -464,3 +464,50 @@ def test_make_preview_does_not_enlarge_and_rejects_tiny():
         assert im.size == (60, 40)
     with pytest.raises(OptionsError):
         make_preview(small, long_side=15)
+
+
+# --- plan_size: the normalized size, and max_output_pixels, before any resize (issue 18, 4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    w=st.integers(1, 400),
+    h=st.integers(1, 400),
+    dpi=st.floats(72, 1200),
+    target=st.one_of(st.none(), st.floats(10, 2400)),
+    box=st.one_of(st.none(), st.tuples(st.integers(16, 600), st.integers(16, 600))),
+    upscale=st.booleans(),
+)
+def test_plan_size_is_what_resampling_then_fitting_makes(w, h, dpi, target, box, upscale):
+    from rythmiq.normalize import plan_size
+
+    plan = plan_size(w, h, dpi=dpi, target_dpi=target, box=box, upscale=upscale)
+    size, out_dpi = (w, h), dpi
+    resampled = target is not None and abs(target - dpi) > 0.5
+    if resampled:  # as resample_to_dpi makes it
+        size = (max(1, round(w * target / dpi)), max(1, round(h * target / dpi)))
+        out_dpi = dpi * size[0] / w
+    assert plan.resampled == resampled
+    if box is not None:
+        fitted = fit_size(*size, box, upscale=upscale)
+        assert plan.resized == (fitted != size)
+        out_dpi *= fitted[0] / size[0]
+        size = fitted
+    assert plan.size == size and plan.dpi == pytest.approx(out_dpi, rel=1e-12)
+
+
+def test_plan_size_refuses_an_output_over_max_output_pixels():
+    from rythmiq import InputError
+    from rythmiq.normalize import plan_size
+
+    # A 5 KB scan at 72 dpi resampled to 2400 dpi: 33 times the side, 1111 times the pixels.
+    kwargs = {"dpi": 72.0, "target_dpi": 2400.0, "max_pixels": 100_000_000}
+    with pytest.raises(InputError) as exc:
+        plan_size(1000, 1000, **kwargs)
+    assert exc.value.code == "input.output_too_large"
+    assert "33333x33333" in exc.value.message and "max_output_pixels" in exc.value.message
+    assert plan_size(300, 300, **kwargs).size == (10000, 10000)  # exactly 100 Mpx: allowed
+    # Fitting into a box afterwards makes the output small again: the plan is what counts.
+    assert plan_size(1000, 1000, box=(2480, 3508), **kwargs).size == (2480, 2480)
+    with pytest.raises(InputError, match="max_output_pixels=3999999"):
+        plan_size(100, 100, dpi=300, box=(2000, 2000), upscale=True, max_pixels=3_999_999)

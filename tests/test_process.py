@@ -215,3 +215,120 @@ def test_budget_too_small_for_min_quality_downscales(page, engine):
     assert engine.calls == [(r.image.height, r.image.width, 3)]
     assert Image.open(io.BytesIO(r.image.data)).size == (r.image.width, r.image.height)
     assert r.image.dpi < 300
+
+
+# ------------------------------------- what an engine returns is checked once (issue 18, 9)
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _stored_outputs(tmp_path, engine, pixels, **options):
+    """process() into a local store with every output; the text, hOCR and PDF written."""
+    from rythmiq import Ids, Store
+    from rythmiq.keyring import Keyring
+
+    store = Store.open(str(tmp_path))
+    opts = ProcessOptions(outputs=("txt", "hocr", "pdf"), **options)
+    result = process(
+        pixels, options=opts, engine=engine, store=store, ids=Ids("u", "j", "d"),
+        keyring=Keyring.generate("k"),
+    )  # fmt: skip
+    keys = {a.kind: a.key for a in result.artifacts}
+    return result, {kind: store.read(keys[kind]) for kind in ("text", "hocr", "pdf")}
+
+
+def test_a_hostile_engine_cannot_crash_the_writers(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from _helpers import HostileEngine, quad
+
+    engine = HostileEngine(
+        lines=[
+            ("lone \ud800 surrogate\x00", 0.9, quad(2, 2, 60, 12)),
+            ("nan box", 0.9, ((NAN, 2), (60, 2), (60, 12), (2, 12))),
+            ("inf box", 0.9, quad(2, 20, INF, 30)),
+            ("huge box", NAN, quad(-1e300, 30, 1e300, 1e300)),
+        ]
+    )
+    pixels = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    result, out = _stored_outputs(tmp_path, engine, pixels, rotate=False)
+    assert [ln.text for ln in result.ocr.lines] == ["lone \ufffd surrogate\ufffd", "huge box"]
+    assert result.ocr.lines[1].confidence == 0.0
+    assert result.ocr.lines[1].bbox == (0.0, 30.0, 64.0, 48.0)  # clipped to the image
+    assert out["text"].decode("utf-8") == "lone \ufffd surrogate\ufffd\nhuge box"
+    ET.fromstring(out["hocr"])
+    assert out["pdf"].startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_an_engine_answer_that_is_no_result_is_ocr_bad_output(page, rotate):
+    from _helpers import HostileEngine
+
+    from rythmiq import OcrError
+
+    with pytest.raises(OcrError) as exc:
+        process(page, options=ProcessOptions(rotate=rotate), engine=HostileEngine(answer=[]))
+    assert exc.value.code == "ocr.bad_output"
+    assert "'hostile'" in exc.value.message and "list, not an OcrResult" in exc.value.message
+
+
+class _LineReader:
+    """An engine with ``read_lines`` (as the onnx engine has), answering with ``read``."""
+
+    name = "line-reader"
+
+    def __init__(self, read):
+        self.read = read
+
+    def recognize(self, image):
+        from rythmiq.ocr import OcrResult
+
+        return OcrResult((), image.shape[1], image.shape[0], self.name)
+
+    def read_lines(self, images):
+        return self.read(images)
+
+    def close(self) -> None:
+        pass
+
+
+def test_what_read_lines_returns_is_checked_too(page):
+    from rythmiq import OcrError
+
+    # One pair too few: orientation would pair crops and readings wrongly.
+    short = _LineReader(lambda images: [("x", 0.9)] * (len(images) - 1))
+    with pytest.raises(OcrError) as exc:
+        process(page, engine=short)
+    assert exc.value.code == "ocr.bad_output" and "'line-reader'" in exc.value.message
+    # Text and confidence that cannot be used as they are are made usable.
+    odd = _LineReader(lambda images: [("\ud800abc\x00", NAN)] * len(images))
+    assert process(page, engine=odd).pages[0].orientation.rotation == 0
+
+
+@pytest.mark.parametrize("engine", ["onnx", object(), ScriptedEngine])
+def test_an_object_that_is_no_engine_is_refused(page, engine):
+    with pytest.raises(OptionsError, match="engine must be an OcrEngine"):
+        process(page, engine=engine)
+
+
+def test_hostile_ocr_results_through_process_are_stored(tmp_path_factory):
+    import xml.etree.ElementTree as ET
+
+    from _helpers import HostileEngine, hostile_lines
+    from hypothesis import HealthCheck, given, settings
+
+    pixels = np.random.default_rng(1).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(lines=hostile_lines())
+    def run(lines):
+        folder = tmp_path_factory.mktemp("store")
+        result, out = _stored_outputs(folder, HostileEngine(lines=lines), pixels, rotate=False)
+        for line in result.ocr.lines:
+            assert 0.0 <= line.confidence <= 1.0 and "\x00" not in line.text
+            assert all(0 <= x <= 56 and 0 <= y <= 40 for x, y in line.box)
+        out["text"].decode("utf-8")
+        ET.fromstring(out["hocr"])
+        assert out["pdf"].startswith(b"%PDF-")
+
+    run()

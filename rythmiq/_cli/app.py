@@ -1,9 +1,10 @@
 """The ``rythmiq`` command group and its entry point: the edge where errors become exit codes.
 
 Every error leaves the CLI through :func:`main`, as one ``rythmiq: error [code] message``
-line on stderr; the code, message and exit status come from :func:`rythmiq._errors.error_dict`
-and :func:`rythmiq._errors.exit_code_of`, as in the worker. click's own errors are first
-put in rythmiq's terms: a usage error is ``options.invalid`` (exit code 2).
+line on stderr, its control characters escaped (:func:`rythmiq._util.printable`). The code,
+message and exit status come from :func:`rythmiq._errors.error_dict` and
+:func:`rythmiq._errors.exit_code_of`, as in the worker. click's own errors are first put in
+rythmiq's terms: a usage error is ``options.invalid`` (exit code 2).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rythmiq._cli.models import models
 from rythmiq._cli.process import process
 from rythmiq._errors import ExitCode, OptionsError, RythmiqError, error_dict, exit_code_of
 from rythmiq._logging import setup_logging
+from rythmiq._util import printable
 from rythmiq._version import __version__
 
 __all__ = ["cli", "main"]
@@ -55,7 +57,7 @@ def _failed(exc: Exception) -> int:
     message = str(error["message"])
     if not isinstance(exc, RythmiqError):
         message += " (run with --debug for the traceback)"
-    click.echo(f"rythmiq: error [{error['code']}] {_one_line(message)}", err=True)
+    click.echo(f"rythmiq: error [{error['code']}] {printable(_one_line(message))}", err=True)
     return exit_code_of(exc)
 
 

@@ -76,11 +76,13 @@ class QualityOptions:
 
 @dataclass(frozen=True)
 class NormalizeOptions:
-    """The normalized image: ``--box``, ``--target-dpi``, ``--max-bytes``, rotate and deskew."""
+    """The normalized image: ``--box``, ``--target-dpi``, ``--max-bytes``,
+    ``--max-output-pixels``, rotate and deskew."""
 
     box: tuple[int, int] | None
     target_dpi: float | None
     max_bytes: int | None
+    max_output_pixels: int | None
     rotate: bool
     deskew: bool
 
@@ -90,6 +92,7 @@ class NormalizeOptions:
             box=self.box,
             target_dpi=self.target_dpi,
             max_bytes=self.max_bytes,
+            max_output_pixels=self.max_output_pixels,
             rotate=self.rotate,
             deskew=self.deskew,
         )
@@ -213,6 +216,12 @@ NORMALIZE = OptionGroup(
         ),
         option("--target-dpi", type=float, help="Resample to this DPI."),
         option("--max-bytes", type=int, help="Byte budget of the normalized JPEG."),
+        option(
+            "--max-output-pixels",
+            type=click.IntRange(min=1),
+            metavar="N",
+            help="Most pixels a normalized image may have (default 100000000).",
+        ),
         option(
             "--rotate/--no-rotate",
             default=True,

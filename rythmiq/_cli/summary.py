@@ -1,4 +1,9 @@
-"""The text ``rythmiq process`` prints for a result when ``--json`` is not given."""
+"""The text ``rythmiq process`` prints for a result when ``--json`` is not given.
+
+Every line passes through :func:`rythmiq._util.printable`: the input's name and the OCR text
+come from outside, and a control character in either (an escape sequence, BEL) would reach
+the terminal. A text line keeps its tabs; every other line is escaped whole.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from rythmiq._cli.inputs import Input, shown
 from rythmiq._redact import redact
+from rythmiq._util import printable
 
 if TYPE_CHECKING:
     from rythmiq.results import PageResult, ProcessResult
@@ -56,11 +62,12 @@ def summary(source: Input, r: ProcessResult) -> str:
     for artifact in r.artifacts:
         if artifact.kind in ("text", "hocr", "pdf"):
             lines.append(f"  {artifact.kind:<8} {redact(artifact.url)}")
+    out = [printable(line) for line in lines]
     text = r.text
     if text:
-        lines.append("  text:")
+        out.append("  text:")
         for number, page_text in enumerate(text.split("\f"), start=1):
             if r.page_count > 1:
-                lines.append(f"    --- page {number} ---")
-            lines.extend(f"    {line}" for line in page_text.splitlines())
-    return "\n".join(lines)
+                out.append(f"    --- page {number} ---")
+            out.extend(f"    {printable(line, lines=True)}" for line in page_text.splitlines())
+    return "\n".join(out)

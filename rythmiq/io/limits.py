@@ -133,9 +133,10 @@ def too_many_pages(label: str, count: int, max_pages: int, *, counted: bool = Fa
 
 
 def too_many_pixels(label: str, total: int, limit: int) -> InputError:
-    """``input.too_large`` for a document whose pages have more than ``max_total_pixels``."""
+    """``input.too_large`` for a document whose pages (or a single image whose pixels) are
+    more than ``max_total_pixels``."""
     return too_large(
         label,
-        f"has {total} pixels over all its pages, over the limit of {limit}; raise "
-        "max_total_pixels if this is expected",
+        f"has {total} pixels in all its pages, over the max_total_pixels limit of {limit}; "
+        "raise max_total_pixels if this is expected",
     )

@@ -24,6 +24,7 @@ from rythmiq.io.limits import (
     DEFAULT_MAX_TOTAL_PIXELS,
     DEFAULT_PDF_DPI,
     check_limits,
+    too_many_pixels,
 )
 from rythmiq.io.pages import LoadedDocument, LoadedImage, single_page
 from rythmiq.io.pdf import read_pdf
@@ -95,7 +96,8 @@ def load_document(
         max_pixels: Largest page, in pixels (checked from headers / page sizes).
         max_input_bytes: Largest encoded input.
         max_pages: Most pages a document may have.
-        max_total_pixels: Most pixels all pages may have together.
+        max_total_pixels: Most pixels all pages may have together; a single image's (or an
+            array's) pixels count too, checked from the header before it is decoded.
         pdf_dpi: DPI PDF pages are rendered at, unless a page is a scan of another
             resolution (see :mod:`rythmiq.io.pdf`).
 
@@ -113,31 +115,46 @@ def load_document(
         pdf_dpi=pdf_dpi,
     )
     if isinstance(source, np.ndarray):
-        return single_page(_array_image(source, limits.max_pixels))
+        return single_page(_array_image(source, limits.max_pixels, limits.max_total_pixels))
     data, label = read_source(source, limits.max_input_bytes)
     if is_pdf(data):
         return read_pdf(data, label, limits)
-    # Every IFD a document may have is checked, and one more to tell "too many pages".
-    first = _first_page(data, label, limits.max_pixels, ifds=limits.max_pages + 1)
+    # Every IFD a document may have is checked, and one more to tell "too many pages". The
+    # first frame counts toward max_total_pixels, so a single image is bound by it too.
+    first = _first_page(
+        data,
+        label,
+        limits.max_pixels,
+        ifds=limits.max_pages + 1,
+        max_total_pixels=limits.max_total_pixels,
+    )
     if first.image.format == "TIFF" and first.image.frames > 1:
         return read_tiff(first, label, limits)
     return single_page(first.image)
 
 
-def _first_page(data: bytes, label: str, max_pixels: int, *, ifds: int) -> FirstPage:
+def _first_page(
+    data: bytes, label: str, max_pixels: int, *, ifds: int, max_total_pixels: int | None = None
+) -> FirstPage:
     """Sniff, check the structure, decode the first frame: one error mapping for all three."""
     with decoding(label, data):
         frames = check_structure(data, label, container(data), ifds=ifds)
-        return read_first(data, label, max_pixels=max_pixels, frames=frames)
-
-
-def _array_image(source: NDArray[Any], max_pixels: int) -> LoadedImage:
-    pixels = array_pixels(source)
-    if pixels.shape[0] * pixels.shape[1] > max_pixels:
-        raise InputError(
-            f"image has {pixels.shape[0] * pixels.shape[1]} pixels, over the limit of {max_pixels}",
-            code="input.too_large",
+        return read_first(
+            data, label, max_pixels=max_pixels, frames=frames, max_total_pixels=max_total_pixels
         )
+
+
+def _array_image(
+    source: NDArray[Any], max_pixels: int, max_total_pixels: int | None = None
+) -> LoadedImage:
+    pixels = array_pixels(source)
+    count = pixels.shape[0] * pixels.shape[1]
+    if count > max_pixels:
+        raise InputError(
+            f"image has {count} pixels, over the limit of {max_pixels}", code="input.too_large"
+        )
+    if max_total_pixels is not None and count > max_total_pixels:
+        raise too_many_pixels("image", count, max_total_pixels)
     digest = hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
     mode = "RGB" if pixels.ndim == 3 else "L"
     return LoadedImage(pixels, None, mode, None, 1, 1, 0, digest)

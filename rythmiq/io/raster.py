@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from rythmiq._errors import InputError
 from rythmiq._util import check_image
-from rythmiq.io.limits import too_large
+from rythmiq.io.limits import too_large, too_many_pixels
 from rythmiq.io.pages import LoadedImage
 from rythmiq.io.preflight import clamp_frames, exif_is_small
 from rythmiq.io.sniff import OPEN_FORMATS, unidentified
@@ -129,7 +129,14 @@ def decoding(label: str, data: bytes) -> Iterator[None]:
                     log.debug("%s: Pillow warned: %s", label, warning.message)
 
 
-def read_first(data: bytes, label: str, *, max_pixels: int, frames: int | None) -> FirstPage:
+def read_first(
+    data: bytes,
+    label: str,
+    *,
+    max_pixels: int,
+    frames: int | None,
+    max_total_pixels: int | None = None,
+) -> FirstPage:
     """Open ``data`` with Pillow, check its size, decode its first frame and turn it upright.
 
     Call it inside :func:`decoding`.
@@ -138,6 +145,8 @@ def read_first(data: bytes, label: str, *, max_pixels: int, frames: int | None) 
         data: Encoded bytes that passed :func:`rythmiq.io.preflight.check_structure`.
         label: Names them in messages.
         max_pixels: Refuse a first frame with more pixels, from the header.
+        max_total_pixels: Refuse a first frame with more pixels than the whole document may
+            have, from the header (``None``: no such bound).
         frames: The frame count the preflight counted, or ``None`` to take the header's.
 
     Raises:
@@ -155,6 +164,8 @@ def read_first(data: bytes, label: str, *, max_pixels: int, frames: int | None) 
             f"is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}; "
             "raise max_pixels if this is expected",
         )
+    if max_total_pixels is not None and width * height > max_total_pixels:
+        raise too_many_pixels(label, width * height, max_total_pixels)
     if width < 1 or height < 1:
         raise InputError(f"{label} has no pixels ({width}x{height})", code="input.empty")
     im.load()

@@ -12,8 +12,10 @@ of the image that was passed to :meth:`OcrEngine.recognize`, clockwise from the 
 
 Every name below is importable from ``rythmiq.ocr``; each lives in the module that owns it:
 
-- :mod:`rythmiq.ocr.base`: :class:`OcrLine`, :class:`OcrResult`, :func:`sort_reading_order`
-  and the :class:`OcrEngine` protocol.
+- :mod:`rythmiq.ocr.base`: :class:`OcrLine`, :class:`OcrResult`, :func:`sort_reading_order`,
+  the :class:`OcrEngine` protocol, and the check of what an engine returns:
+  :func:`checked_result`, :func:`checked_engine` (:class:`CheckedEngine`) and
+  :func:`clean_text`.
 - :mod:`rythmiq.ocr.config`: :class:`EngineConfig`, :func:`resolve_threads` and the
   environment variables.
 - :mod:`rythmiq.ocr.models`: :class:`ResolvedModel`, :func:`resolve_model` and
@@ -40,7 +42,16 @@ from rythmiq._registry import (
 )
 from rythmiq._registry import RUNTIME_INSTALL as RUNTIME_INSTALL
 from rythmiq.ocr.base import Box as Box
-from rythmiq.ocr.base import OcrEngine, OcrLine, OcrResult, sort_reading_order
+from rythmiq.ocr.base import (
+    CheckedEngine,
+    OcrEngine,
+    OcrLine,
+    OcrResult,
+    checked_engine,
+    checked_result,
+    clean_text,
+    sort_reading_order,
+)
 from rythmiq.ocr.base import Point as Point
 from rythmiq.ocr.config import (
     BUNDLED_MODELS_ENV,
@@ -67,6 +78,7 @@ __all__ = [
     "ONNX_REC_MODEL",
     "RUNTIMES",
     "THREADS_ENV",
+    "CheckedEngine",
     "EngineConfig",
     "EngineSpec",
     "OcrEngine",
@@ -75,6 +87,9 @@ __all__ = [
     "OnnxEngine",
     "PaddleEngine",
     "ResolvedModel",
+    "checked_engine",
+    "checked_result",
+    "clean_text",
     "clear_engine_cache",
     "content_box",
     "create_engine",

@@ -62,6 +62,7 @@ PROCESS_SECTIONS = {
         "--box",
         "--target-dpi",
         "--max-bytes",
+        "--max-output-pixels",
         "--rotate",
         "--no-rotate",
         "--deskew",

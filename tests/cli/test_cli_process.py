@@ -206,3 +206,91 @@ def test_bundled_sample_runs():
     d = json.loads(out.stdout)
     assert d["page_count"] == 1 and d["pages"][0]["quality"]["passed"]
     assert "127.80" in d["pages"][0]["ocr"]["text"] and d["text"] == d["pages"][0]["ocr"]["text"]
+
+
+# ---------------------- control characters never reach the terminal raw (issue 18, 10)
+
+# ESC starts an OSC window-title sequence that BEL ends; U+009B is a one-byte CSI; U+202E
+# turns the rest of the line around.
+HOSTILE_NAME = "scan\x1b]0;pwned\x07\x9b\u202e.png"
+SHOWN_NAME = "scan\\x1b]0;pwned\\x07\\x9b\\u202e.png"
+RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\x00")
+
+
+def _blank_png(path: Path) -> Path:
+    Image.new("L", (40, 40), 255).save(path, format="PNG")
+    return path
+
+
+def test_a_file_name_with_control_characters_is_printed_escaped(tmp_path, cli_env):
+    path = _blank_png(tmp_path / HOSTILE_NAME)
+    missing = tmp_path / "gone\x1b]0;x\x07.png"
+    out = run("process", "--no-ocr", str(path), str(missing), env=cli_env)
+    assert out.returncode == 3, out.stderr  # one input failed: its log line names it
+    assert not any(c in out.stdout + out.stderr for c in RAW), (out.stdout, out.stderr)
+    assert out.stdout.splitlines()[0] == str(tmp_path / SHOWN_NAME)
+    assert f"{tmp_path}/gone\\x1b]0;x\\x07.png: [input.not_found]" in out.stderr
+    # --json output is JSON with every non-ASCII character escaped, C1 controls included.
+    out = run("process", "--no-ocr", "--json", str(path), env=cli_env)
+    assert out.returncode == 0 and out.stdout.isascii(), out.stderr
+    assert json.loads(out.stdout)["source"] == str(path)
+
+
+def test_an_undecodable_file_name_is_printed_as_its_bytes(tmp_path, cli_env):
+    path = _blank_png(tmp_path / os.fsdecode(b"bad\xff.png"))
+    # A strict UTF-8 stdout (as under a UTF-8 locale other than C.UTF-8) cannot write the
+    # surrogate Python holds for the byte 0xff.
+    env = {**cli_env, "PYTHONIOENCODING": "utf-8:strict"}
+    out = run("process", "--no-ocr", str(path), env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == f"{tmp_path}/bad\\xff.png"
+
+
+def test_error_lines_escape_control_characters(tmp_path, cli_env):
+    # The usage error quotes the pattern as given.
+    out = run("process", "--no-ocr", str(tmp_path / "none\x1b]0;x\x07*.png"), env=cli_env)
+    assert out.returncode == 2 and "\x1b" not in out.stderr, out.stderr
+    assert "[options.invalid] no input matched" in out.stderr
+    assert "none\\x1b]0;x\\x07*.png" in out.stderr
+
+
+def test_the_summary_escapes_ocr_text(tmp_path):
+    from _helpers import HostileEngine, quad
+
+    from rythmiq import ProcessOptions, process
+    from rythmiq._cli.summary import summary
+
+    text = "bell\x07 osc\x1b]0;title\x07 csi\x9b31m nul\x00 tab\there \u202eevil"
+    engine = HostileEngine(lines=[(text, 0.9, quad(2, 2, 38, 20))])
+    result = process(
+        _blank_png(tmp_path / "p.png"), options=ProcessOptions(rotate=False), engine=engine
+    )
+    shown = summary(tmp_path / HOSTILE_NAME, result)
+    assert not any(c in shown for c in RAW), shown
+    lines = shown.splitlines()
+    assert lines[0] == str(tmp_path / SHOWN_NAME)
+    assert lines[-1] == (
+        "    bell\\x07 osc\\x1b]0;title\\x07 csi\\x9b31m nul\ufffd tab\there \\u202eevil"
+    )
+
+
+# ------------------------------ --max-output-pixels bounds the normalized image (issue 18, 4)
+
+
+def test_max_output_pixels_bounds_the_normalized_image(tmp_path, cli_env):
+    # With a box (the CLI always has one) the bound is checked once, when the options are
+    # built: nothing fitted into the box can be larger than it.
+    png = tmp_path / "small.png"
+    Image.new("L", (40, 40), 255).save(png, dpi=(72, 72))
+    out = run("process", "--no-ocr", "--box", "20000x20000", str(png), env=cli_env)
+    assert out.returncode == 2, out.stderr
+    assert "[options.invalid] box 20000x20000" in out.stderr and "max_output_pixels" in out.stderr
+    out = run("process", "--no-ocr", "--max-output-pixels", "1000000", str(png), env=cli_env)
+    assert out.returncode == 2 and "box 2480x3508 is 8699840 pixels" in out.stderr, out.stderr
+    # A larger bound is a choice. 40 px at 72 dpi resampled to 2400 dpi: 1333 px.
+    out = run(
+        "process", "--no-ocr", "--json", "--target-dpi", "2400", "--box", "20000x20000",
+        "--max-output-pixels", "400000000", str(png), env=cli_env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["pages"][0]["image"]["width"] == 1333

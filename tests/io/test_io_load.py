@@ -50,3 +50,37 @@ def test_a_single_image_goes_through_each_step_once(pages, count_calls):
         "open": 1,
         "walk": 0,
     }
+
+
+# ------------------------------ max_total_pixels bounds a single image too (issue 18, 14)
+
+
+def test_max_total_pixels_bounds_a_single_image_before_it_is_decoded():
+    import pytest
+    from _helpers import png_claiming
+
+    from rythmiq import InputError
+
+    rgb = np.zeros((10, 12, 3), dtype=np.uint8)
+    for source in (encode(Image.fromarray(rgb), "PNG"), encode(Image.fromarray(rgb), "JPEG"), rgb):
+        with pytest.raises(InputError) as err:
+            load_document(source, max_total_pixels=119)
+        assert err.value.code == "input.too_large"
+        assert "120 pixels" in err.value.message and "max_total_pixels" in err.value.message
+        assert load_document(source, max_total_pixels=120).total_pixels == 120
+    # From the header: an 8x8 PNG that claims 5000x5000 is refused, not decoded (and found
+    # truncated).
+    with pytest.raises(InputError) as err:
+        load_document(png_claiming(5000, 5000), max_total_pixels=1_000_000)
+    assert err.value.code == "input.too_large" and "25000000 pixels" in err.value.message
+
+
+def test_max_total_pixels_bounds_a_single_image_in_process():
+    import pytest
+
+    from rythmiq import InputError, ProcessOptions, process
+
+    png = encode(Image.new("L", (100, 80), 255), "PNG")
+    with pytest.raises(InputError, match="max_total_pixels"):
+        process(png, options=ProcessOptions(ocr=False, max_total_pixels=7999))
+    assert process(png, options=ProcessOptions(ocr=False, max_total_pixels=8000)).page_count == 1
