@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -621,6 +622,70 @@ def test_cleanup_does_not_delete_through_a_linked_folder(linked, page_png, keyri
         "secret.png",
     ]
     assert not any(k.startswith("output/u1/j1/pages") for k in store.list())
+
+
+LINK_TARGETS = ["..", "../..", "../../..", ".", "a", "../a", "./c/../a", "a/f", "/dev/zero"]
+
+
+def _random_tree(rng, root, outside):
+    """Folders, files (b"in") and links, some of them out of ``root``, in ``root``."""
+    folders = [root]
+    targets = [*LINK_TARGETS, str(outside), str(outside / "f"), str(root), str(root / "a")]
+    for _ in range(rng.randint(1, 7)):
+        path = rng.choice(folders) / rng.choice("abcf")
+        if os.path.lexists(path):
+            continue
+        roll = rng.random()
+        if roll < 0.3:
+            path.mkdir()
+            folders.append(path)
+        elif roll < 0.5:
+            path.write_bytes(b"in")
+        else:
+            path.symlink_to(rng.choice(targets))
+
+
+def test_random_link_layouts_never_reach_outside_the_store(tmp_path):
+    # What os.path.realpath says of each key decides: a key whose every step stays inside
+    # reads as the file it resolves to; one that leaves is refused; nothing outside changes.
+    import random
+    import shutil
+
+    rng = random.Random(18)
+    outside = tmp_path / "outside"
+    for _ in range(60):
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        root = tmp_path / "store"
+        (outside / "d").mkdir(parents=True)
+        root.mkdir()
+        (outside / "f").write_bytes(b"out")
+        _random_tree(rng, root, outside)
+        store, real_root = Store.open(str(root)), os.path.realpath(root)
+        keys = ["/".join(rng.choice("abcf") for _ in range(rng.randint(1, 4))) for _ in range(25)]
+        for key in keys:
+            real = os.path.realpath(root / key)
+            try:
+                data = store.read(key)
+            except StorageError as exc:
+                assert exc.code in {
+                    "storage.outside_root",
+                    "storage.not_found",
+                    "storage.not_regular",
+                    "storage.read_failed",  # a loop
+                }, exc
+                regular_inside = os.path.isfile(real) and real.startswith(real_root + "/")
+                steps = [os.path.realpath(root / "/".join(key.split("/")[:i])) for i in range(1, 5)]
+                left = any(not f"{s}/".startswith(f"{real_root}/") for s in steps)
+                assert not regular_inside or left, (key, exc.code)
+            else:
+                assert real.startswith(real_root + "/") and data == b"in", key
+        for key in keys:  # what a write or a delete does inside, it does not do outside
+            with contextlib.suppress(StorageError):
+                store.write(key, b"new")
+            with contextlib.suppress(StorageError):
+                store.delete(key)
+        store.list()
+        assert _tree(outside) == ["d", "f"] and (outside / "f").read_bytes() == b"out"
 
 
 # ------------------------------------------ issue 18, finding 8: every store-open failure
