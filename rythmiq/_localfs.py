@@ -88,6 +88,7 @@ class TooLarge(Exception):
 def kind_of(mode: int) -> str:
     """What a file of this ``st_mode`` is, as a phrase: ``"a FIFO"``, ``"a directory"``..."""
     kinds = (
+        (stat.S_ISREG, "a file"),
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISFIFO, "a FIFO (named pipe)"),
         (stat.S_ISCHR, "a character device"),

@@ -137,6 +137,8 @@ def _fsspec_open(url: str, storage_options: Mapping[str, Any] | None) -> tuple[A
     import fsspec
     from fsspec.core import split_protocol
 
+    if not isinstance(url, str) or not url:
+        raise OptionsError(f"a store or input URL must be a non-empty string, got {url!r}")
     protocol = split_protocol(url)[0] or "file"
     if has_credentials(url):
         # fsspec would log in with them, or take a piece of them for a bucket name and quote

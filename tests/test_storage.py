@@ -720,6 +720,9 @@ def test_every_failure_to_open_a_store_is_a_storage_error(odd_urls):
             within(30, lambda url=url: Store.open(url))
         assert exc.value.code == code, (name, exc.value)
         assert "Traceback" not in exc.value.message and "\n" not in exc.value.message
+    with pytest.raises(StorageError) as exc:
+        Store.open(odd_urls["a regular file"][0])
+    assert exc.value.message.endswith("page.png': it is a file, not a folder")
     assert Store.open(str(Path.cwd() / "new-folder")).url.endswith("new-folder")  # not made yet
 
 
