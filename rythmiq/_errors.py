@@ -91,7 +91,8 @@ class InputError(RythmiqError):
     """The input document cannot be used: unreadable, unsupported, empty or too large.
 
     Codes: ``input.not_found``, ``input.unreadable``, ``input.unsupported``, ``input.empty``,
-    ``input.too_large``, ``input.invalid_array``.
+    ``input.not_regular`` (a directory, FIFO, device or socket), ``input.too_large``,
+    ``input.invalid_array``.
     """
 
     code = "input.unreadable"

@@ -311,7 +311,7 @@ def _run_document(
     w0, c0 = time.perf_counter(), _cpu()
     try:
         ids = payload.ids(spec)
-        data = store.read_input(spec.input_key)
+        data = store.read_input(spec.input_key, max_bytes=options.max_input_bytes)
         w1, c1 = time.perf_counter(), _cpu()
         spent.stages.add("read", w1 - w0, c1 - c0)
         result = process(data, options=options, engine=engine)

@@ -1,6 +1,7 @@
 """Helpers the test modules import: pages rendered with Pillow, a scripted OCR engine, the
 optional dev data, the skip marks for optional extras, and image and document files (hostile
-ones too) built in memory. Fixtures live in ``conftest.py``."""
+ones too) built in memory, and ``within``, a time bound on a call that might block. Fixtures
+live in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import os
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,7 +330,29 @@ def tiff(pages: list[np.ndarray], dpi: tuple[int, int] = (200, 200)) -> bytes:
 
 
 def run_cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
-    """``python -m rythmiq ARGS...`` in a subprocess, its output captured as text."""
+    """``python -m rythmiq ARGS...`` in a subprocess, its output captured as text (within
+    ``timeout`` seconds, 600 unless given)."""
+    kw.setdefault("timeout", 600)
     return subprocess.run(
-        [sys.executable, "-m", "rythmiq", *args], capture_output=True, text=True, timeout=600, **kw
+        [sys.executable, "-m", "rythmiq", *args], capture_output=True, text=True, **kw
     )
+
+
+def within(seconds, fn):
+    """``fn()``'s outcome, its result or its exception, if it finishes within ``seconds``;
+    a call that blocks (on a FIFO, say) fails the test instead of hanging it."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still blocked after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import ScriptedEngine, render_page
+from _helpers import ScriptedEngine, render_page, within
 from PIL import Image
 
-from rythmiq import StorageError, process
+from rythmiq import InputError, ProcessOptions, StorageError, process
 from rythmiq.crypto import EncryptionContext, decrypt
 from rythmiq.keyring import Keyring
 from rythmiq.layout import Ids, artifact_key
@@ -460,3 +462,286 @@ def test_exists_on_an_object_store_prefix_is_false(s3_env):
     store.write("output/u1/j1/d1/result.json", b"{}")
     assert store.exists("output/u1/j1/d1/result.json")
     assert not store.exists("output/u1/j1/d1")
+
+
+# ------------------------------- issue 18, finding 3: links out of a local store, odd files
+
+
+@pytest.fixture
+def linked(tmp_path):
+    """A local store and, next to it, a folder ``outside`` holding ``secret.png``."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(b"not for the store")
+    root = tmp_path / "store"
+    (root / "input").mkdir(parents=True)
+    (root / "output").mkdir()
+    return Store.open(str(root)), root, outside
+
+
+def _tree(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_linked_output_folder_is_not_written_through(linked, page_png, keyring):
+    store, root, outside = linked
+    (root / "output" / "u2").symlink_to(outside)  # absolute link out of the store
+    with pytest.raises(StorageError) as exc:
+        store.write("output/u2/j1/result.json", b"{}")
+    assert exc.value.code == "storage.outside_root"
+    ids = Ids("u2", "j1", "d1")
+    with pytest.raises(StorageError) as exc:
+        process(page_png, store=store, ids=ids, keyring=keyring, engine=ScriptedEngine())
+    assert exc.value.code == "storage.outside_root"
+    assert "output/u2/j1/" in exc.value.message and "symbolic link" in exc.value.message
+    assert _tree(outside) == ["secret.png"]  # nothing was written there
+    assert [p for p in root.rglob("*") if p.is_file()] == []  # the master was rolled back
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("input/secret.png", "{outside}/secret.png"),  # absolute, to a file
+        ("input/secret.png", "../../outside/secret.png"),  # relative, climbing out
+        ("input/sub", "{outside}"),  # a folder on the way
+        ("input/sub", "../.."),  # the store's parent, through '..'
+        ("input/step", "sub"),  # a chain: step -> sub -> outside
+        ("input/secret.png", "/dev/zero"),  # a device: read until memory ran out
+    ],
+)
+def test_a_link_out_of_a_local_store_is_refused_for_every_operation(linked, link, target):
+    store, root, outside = linked
+    (root / link).symlink_to(target.format(outside=outside))
+    if link == "input/step":
+        (root / "input/sub").symlink_to(outside)
+        key = "input/step/secret.png"
+    elif link == "input/sub":
+        key = "input/sub/secret.png" if "outside" in target else "input/sub/outside/secret.png"
+    else:
+        key = link
+    calls = {
+        "read": lambda: store.read(key),
+        "read_input": lambda: store.read_input(key),
+        "exists": lambda: store.exists(key),
+        "write": lambda: store.write(key, b"overwritten"),
+        "delete": lambda: store.delete(key),
+    }
+    if key == link:  # the link is the key's last name: writing replaces the link itself,
+        del calls["write"], calls["delete"]  # deleting removes it; neither touches its target
+    for name, call in calls.items():
+        with pytest.raises(StorageError) as exc:
+            within(10, call)
+        assert exc.value.code == "storage.outside_root", name
+    assert store.list() == []  # the link is not listed as a key, nor what it points to
+    if key == link:
+        store.write(key, b"new")
+        assert not (root / key).is_symlink() and store.read(key) == b"new"
+        store.delete(key)
+        assert not (root / key).exists()
+    assert (outside / "secret.png").read_bytes() == b"not for the store"
+    assert _tree(outside) == ["secret.png"]
+
+
+def test_links_inside_a_local_store_are_followed(linked):
+    store, root, _ = linked
+    store.write("input/real/a.png", b"a")
+    (root / "input/alias").symlink_to("real")  # relative, a folder
+    (root / "input/b.png").symlink_to(root / "input/real/a.png")  # absolute, inside
+    (root / "input/real/up").symlink_to("../../input")  # climbs, but stays inside
+    assert store.read_input("input/alias/a.png") == b"a"
+    assert store.read_input("input/b.png") == b"a"
+    assert store.read_input("input/real/up/real/a.png") == b"a"
+    assert store.exists("input/alias/a.png") and store.exists("input/b.png")
+    store.write("input/alias/c.png", b"c")
+    assert (root / "input/real/c.png").read_bytes() == b"c"
+    # A link to a file inside is listed; a linked folder is not entered.
+    assert store.list("input/") == ["input/b.png", "input/real/a.png", "input/real/c.png"]
+    store.delete("input/b.png")  # the link goes, not the file it points to
+    assert not (root / "input/b.png").is_symlink() and store.exists("input/real/a.png")
+
+
+def test_a_link_loop_is_a_typed_error(linked):
+    store, root, _ = linked
+    (root / "input/a").symlink_to("b")
+    (root / "input/b").symlink_to("a")
+    for call in (lambda: store.read("input/a/x.png"), lambda: store.exists("input/a")):
+        with pytest.raises(StorageError) as exc:
+            within(10, call)
+        assert exc.value.code == "storage.read_failed"
+
+
+def test_only_regular_files_are_read_from_a_local_store(linked):
+    store, root, _ = linked
+    os.mkfifo(root / "input/f.png")
+    (root / "input/d.png").mkdir()
+    for key in ("input/f.png", "input/d.png"):
+        assert not store.exists(key)  # not an object
+        with pytest.raises(StorageError) as exc:
+            within(10, lambda key=key: store.read(key))  # a FIFO must not block the read
+        assert exc.value.code == "storage.not_regular"
+        with pytest.raises(InputError) as exc:
+            within(10, lambda key=key: store.read_input(key))
+        assert exc.value.code == "input.not_regular"
+    assert store.list() == []
+
+
+def test_a_local_store_read_is_bounded(linked):
+    store, root, _ = linked
+    with (root / "input/big.png").open("wb") as fh:
+        fh.truncate(10 * 1024**3)  # sparse: 10 GiB that is never read
+    with pytest.raises(InputError) as exc:
+        within(10, lambda: store.read_input("input/big.png", max_bytes=1024))
+    assert exc.value.code == "input.too_large"
+    store.write("input/small.png", b"x" * 1024)
+    assert store.read_input("input/small.png", max_bytes=1024) == b"x" * 1024
+
+
+def test_cleanup_does_not_delete_through_a_linked_folder(linked, page_png, keyring):
+    store, root, outside = linked
+    # Files an earlier run would leave, but outside the store, behind a link in the job's
+    # output folder: the re-run's removal of stale outputs and of temporary files, which
+    # lists the folder, must not follow the link.
+    (outside / "0002").mkdir()
+    (outside / "0002" / "preview.jpg").write_bytes(b"keep")
+    (outside / f".result.json.{'0' * 32}.tmp").write_bytes(b"keep")
+    (root / "output/u1/j1").mkdir(parents=True)
+    (root / "output/u1/j1/pages").symlink_to(outside)
+    process(
+        page_png,
+        store=store,
+        ids=Ids("u1", "j1", "d1"),
+        keyring=keyring,
+        engine=ScriptedEngine(),
+        options=ProcessOptions(rotate=False),
+    )
+    assert store.remove_leftovers("output/u1/j1") == 0
+    assert _tree(outside) == [
+        f".result.json.{'0' * 32}.tmp",
+        "0002",
+        "0002/preview.jpg",
+        "secret.png",
+    ]
+    assert not any(k.startswith("output/u1/j1/pages") for k in store.list())
+
+
+LINK_TARGETS = ["..", "../..", "../../..", ".", "a", "../a", "./c/../a", "a/f", "/dev/zero"]
+
+
+def _random_tree(rng, root, outside):
+    """Folders, files (b"in") and links, some of them out of ``root``, in ``root``."""
+    folders = [root]
+    targets = [*LINK_TARGETS, str(outside), str(outside / "f"), str(root), str(root / "a")]
+    for _ in range(rng.randint(1, 7)):
+        path = rng.choice(folders) / rng.choice("abcf")
+        if os.path.lexists(path):
+            continue
+        roll = rng.random()
+        if roll < 0.3:
+            path.mkdir()
+            folders.append(path)
+        elif roll < 0.5:
+            path.write_bytes(b"in")
+        else:
+            path.symlink_to(rng.choice(targets))
+
+
+def test_random_link_layouts_never_reach_outside_the_store(tmp_path):
+    # What os.path.realpath says of each key decides: a key whose every step stays inside
+    # reads as the file it resolves to; one that leaves is refused; nothing outside changes.
+    import random
+    import shutil
+
+    rng = random.Random(18)
+    outside = tmp_path / "outside"
+    for _ in range(60):
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        root = tmp_path / "store"
+        (outside / "d").mkdir(parents=True)
+        root.mkdir()
+        (outside / "f").write_bytes(b"out")
+        _random_tree(rng, root, outside)
+        store, real_root = Store.open(str(root)), os.path.realpath(root)
+        keys = ["/".join(rng.choice("abcf") for _ in range(rng.randint(1, 4))) for _ in range(25)]
+        for key in keys:
+            real = os.path.realpath(root / key)
+            try:
+                data = store.read(key)
+            except StorageError as exc:
+                assert exc.code in {
+                    "storage.outside_root",
+                    "storage.not_found",
+                    "storage.not_regular",
+                    "storage.read_failed",  # a loop
+                }, exc
+                regular_inside = os.path.isfile(real) and real.startswith(real_root + "/")
+                steps = [os.path.realpath(root / "/".join(key.split("/")[:i])) for i in range(1, 5)]
+                left = any(not f"{s}/".startswith(f"{real_root}/") for s in steps)
+                assert not regular_inside or left, (key, exc.code)
+            else:
+                assert real.startswith(real_root + "/") and data == b"in", key
+        for key in keys:  # what a write or a delete does inside, it does not do outside
+            with contextlib.suppress(StorageError):
+                store.write(key, b"new")
+            with contextlib.suppress(StorageError):
+                store.delete(key)
+        store.list()
+        assert _tree(outside) == ["d", "f"] and (outside / "f").read_bytes() == b"out"
+
+
+# ------------------------------------------ issue 18, finding 8: every store-open failure
+
+
+@pytest.fixture
+def odd_urls(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # zip://x.zip opens the current folder
+    (tmp_path / "page.png").write_bytes(b"\x89PNG not a zip")
+    return {
+        "unknown protocol": ("nosuch://x", "storage.invalid_url"),
+        "a URL that says too little": ("reference://", "storage.invalid_url"),
+        "zip of no file": ("zip://x.zip", "storage.open_failed"),
+        "zip of a missing file": (f"zip::{tmp_path}/missing.zip", "storage.not_found"),
+        "zip of a file that is no zip": (f"zip::{tmp_path}/page.png", "storage.open_failed"),
+        "tar of a file that is no tar": (f"tar::{tmp_path}/page.png", "storage.open_failed"),
+        "ftp refused": ("ftp://127.0.0.1:1/x", "storage.open_failed"),
+        "ftp refused, cached": ("simplecache::ftp://127.0.0.1:1/x", "storage.open_failed"),
+        "dir with no target": ("dir://x", "storage.open_failed"),
+        "a malformed host": ("ftp://[::1/x", "storage.invalid_url"),
+        "a regular file": (str(tmp_path / "page.png"), "storage.open_failed"),
+        "a file URL of a file": ((tmp_path / "page.png").as_uri(), "storage.open_failed"),
+        "below a file": (str(tmp_path / "page.png" / "sub"), "storage.open_failed"),
+        "a device": ("/dev/null", "storage.open_failed"),
+        "a NUL": (f"{tmp_path}/a\x00b", "storage.invalid_url"),
+    }
+
+
+def test_every_failure_to_open_a_store_is_a_storage_error(odd_urls):
+    for name, (url, code) in odd_urls.items():
+        with pytest.raises(StorageError) as exc:
+            within(30, lambda url=url: Store.open(url))
+        assert exc.value.code == code, (name, exc.value)
+        assert "Traceback" not in exc.value.message and "\n" not in exc.value.message
+    with pytest.raises(StorageError) as exc:
+        Store.open(odd_urls["a regular file"][0])
+    assert exc.value.message.endswith("page.png': it is a file, not a folder")
+    assert Store.open(str(Path.cwd() / "new-folder")).url.endswith("new-folder")  # not made yet
+
+
+def test_every_failure_to_open_an_input_url_is_a_typed_error(odd_urls, tmp_path):
+    for name, (url, _) in odd_urls.items():
+        if url.startswith((str(tmp_path), "file:")):
+            continue  # a file: read_url reads it
+        with pytest.raises((StorageError, InputError)) as exc:
+            within(30, lambda url=url: read_url(url, max_bytes=1024))
+        assert exc.value.code.startswith(("storage.", "input.")), (name, exc.value)
+    with pytest.raises(InputError) as exc:
+        within(10, lambda: read_url("/dev/zero", max_bytes=1024))
+    assert exc.value.code == "input.not_regular"
+
+
+def test_store_open_errors_are_redacted(monkeypatch):
+    secret = "sEcReT-ftp-pass-0123456789"
+    monkeypatch.setenv("SPACES_SECRET", secret)
+    with pytest.raises(StorageError) as exc:
+        Store.open(f"ftp://127.0.0.1:1/{secret}")
+    assert exc.value.code == "storage.open_failed" and "ConnectionRefusedError" in str(exc.value)
+    assert secret not in str(exc.value) and "ftp://127.0.0.1:1/***" in str(exc.value)

@@ -466,3 +466,55 @@ def test_a_payload_with_an_unknown_policy_is_refused(policy):
     assert exc.value.code == "payload.invalid" and "encrypt" in str(exc.value)
     body["options"] = {"encrypt": "all+preview"}
     assert parse_payload(json.dumps(body)).options.encrypt == "all+preview"
+
+
+# --------------------------------- issue 18, finding 3: a local store's links and odd inputs
+
+
+def _local_job(tmp_path, page_bytes):
+    """A local store with ``input/a.png``, a folder ``outside`` with a page of its own."""
+    root, outside = tmp_path / "store", tmp_path / "outside"
+    (root / "input").mkdir(parents=True)
+    (root / "input" / "a.png").write_bytes(page_bytes)
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(page_bytes)
+    return root, outside
+
+
+def _stored(root):
+    """The files in the store, links left out."""
+    files = (p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+    return sorted(str(p.relative_to(root)) for p in files)
+
+
+@pytest.mark.parametrize(
+    ("link", "target", "key"),
+    [
+        ("input/shared", "{outside}", "shared/secret.png"),  # a linked input folder
+        ("input/s.png", "../../outside/secret.png", "s.png"),  # a linked input file
+        ("input/z.png", "/dev/zero", "z.png"),  # read until memory ran out
+    ],
+)
+def test_a_payload_cannot_read_through_a_link_out_of_a_local_store(
+    tmp_path, page_bytes, link, target, key
+):
+    root, outside = _local_job(tmp_path, page_bytes)
+    (root / link).symlink_to(target.format(outside=outside))
+    job = payload(str(root), [("d1", "a.png"), ("d2", key)])
+    out = run_worker(job, worker_env(), timeout=120)
+    assert out.returncode == 7, out.stderr
+    error = one_json(out)["error"]
+    assert error["code"] == "storage.outside_root" and f"input/{key}" in error["message"]
+    # Checked before anything was written: no master (of the outside page, or any other).
+    assert _stored(root) == ["input/a.png"]
+
+
+def test_a_payload_output_folder_linked_out_of_the_store_is_not_written(tmp_path, page_bytes):
+    root, outside = _local_job(tmp_path, page_bytes)
+    (root / "output").mkdir()
+    (root / "output" / "u1").symlink_to(outside)
+    out = run_worker(payload(str(root), [("d1", "a.png")]), worker_env(), timeout=120)
+    assert out.returncode == 7, out.stderr
+    assert one_json(out)["documents"][0]["error"]["code"] == "storage.outside_root"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.png"]
+    assert _stored(root) == ["input/a.png"]  # the master was rolled back

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 
-from rythmiq._errors import InputError, RythmiqError
+from rythmiq._errors import RythmiqError
 from rythmiq._redact import redact
+from rythmiq.io.source import read_source
 from rythmiq.layout import validate_id
 from rythmiq.storage import read_url
 
@@ -65,8 +66,11 @@ def expand_inputs(args: Sequence[str]) -> list[Input]:
     return list(dict.fromkeys(found))  # drop repeats, keep order
 
 
-def document_id(source: Input) -> str:
-    """A document id from a file or URL name, or from the content hash when the name is unsafe."""
+def document_id(source: Input, *, max_bytes: int) -> str:
+    """A document id from a file or URL name, or from the content hash when the name is unsafe.
+
+    The content is read as processing reads it: a regular file only, within ``max_bytes``.
+    """
     if isinstance(source, str):
         stem = PurePosixPath(unquote(urlparse(source).path)).stem
     else:
@@ -76,14 +80,9 @@ def document_id(source: Input) -> str:
     except RythmiqError:
         pass
     if isinstance(source, str):
-        data = read_url(source)
+        data = read_url(source, max_bytes=max_bytes)
     else:
-        try:
-            data = source.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"no such file: {str(source)!r}", code="input.not_found") from None
-        except OSError as exc:
-            raise InputError(f"cannot read {str(source)!r}: {exc.strerror or exc}") from exc
+        data = read_source(source, max_bytes)[0]
     return f"doc-{hashlib.sha256(data).hexdigest()[:16]}"
 
 

@@ -52,11 +52,13 @@ class _Target:
     keyring: Keyring
     options: StoreOptions
     stamp: str
+    max_input_bytes: int
 
     def ids(self, source: Input) -> Ids:
         """The ids of one input: a job id generated per input unless ``--job-id`` is given."""
         job = self.options.job_id or f"job-{self.stamp}-{uuid.uuid4().hex[:8]}"
-        return Ids(self.options.user_id, job, self.options.document_id or document_id(source))
+        doc = self.options.document_id or document_id(source, max_bytes=self.max_input_bytes)
+        return Ids(self.options.user_id, job, doc)
 
 
 def _keyring_for_cli() -> Keyring:
@@ -70,13 +72,14 @@ def _keyring_for_cli() -> Keyring:
     return loaded.keyring
 
 
-def _target(store: StoreOptions, inputs: int) -> _Target | None:
+def _target(store: StoreOptions, inputs: int, options: ProcessOptions) -> _Target | None:
     """The store and keyring of ``--out`` (None without it), after the ids' checks."""
     store.check(inputs)
     if store.out is None:
         return None
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    return _Target(Store.open(store.out), _keyring_for_cli(), store, stamp)
+    opened = Store.open(store.out)  # before the keyring: a bad --out creates none
+    return _Target(opened, _keyring_for_cli(), store, stamp, options.max_input_bytes)
 
 
 def _one_by_one(
@@ -85,9 +88,10 @@ def _one_by_one(
     """Each input processed here, in order."""
     for source in sources:
         extra: dict[str, Any] = {}
-        if target is not None:
-            extra = {"store": target.store, "ids": target.ids(source), "keyring": target.keyring}
         try:
+            if target is not None:
+                ids = target.ids(source)  # may read the input: an error of that input
+                extra = {"store": target.store, "ids": ids, "keyring": target.keyring}
             yield source, run_pipeline(source, options=options, **extra)
         except RythmiqError as exc:
             yield source, exc
@@ -149,7 +153,7 @@ def run_process(
     sources = expand_inputs(paths)
     if not sources:
         raise click.UsageError(f"no input matched {' '.join(paths)}")
-    target = _target(store, len(sources))
+    target = _target(store, len(sources), options)
     workers.check()
     failures = 0
     with Progress(len(sources), output.progress) as bar:

@@ -294,3 +294,58 @@ def test_max_output_pixels_bounds_the_normalized_image(tmp_path, cli_env):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["pages"][0]["image"]["width"] == 1333
+
+
+# ------------------------------ issue 18: --out and input paths that are not what they seem
+
+
+@pytest.mark.parametrize("out_url", ["ftp://127.0.0.1:1/x", "zip://x.zip"])
+def test_an_out_url_that_cannot_be_opened_is_a_storage_error(out_url, page_file, tmp_path, cli_env):
+    # They were internal errors (exit 1): ConnectionRefusedError, IsADirectoryError.
+    out = run("process", "--no-ocr", "--out", out_url, str(page_file), env=cli_env, cwd=tmp_path)
+    assert out.returncode == 7, out.stderr
+    (line,) = out.stderr.splitlines()  # one clear line, no traceback
+    assert line.startswith("rythmiq: error [storage.open_failed] cannot open ")
+    assert out.stdout == ""
+    assert not (Path(cli_env["XDG_CONFIG_HOME"]) / "rythmiq").exists()  # no keyring made
+
+
+def test_out_does_not_write_through_a_linked_folder(page_file, tmp_path, cli_env):
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    (store / "output").mkdir(parents=True)
+    elsewhere.mkdir()
+    (store / "output" / "u2").symlink_to(elsewhere)
+    args = ("process", "--no-ocr", "--out", str(store), "--user-id", "u2", str(page_file))
+    out = run(*args, env=cli_env)
+    assert out.returncode == 7, out.stderr
+    assert "[storage.outside_root]" in out.stderr.splitlines()[-1]
+    assert list(elsewhere.iterdir()) == []
+    assert [p for p in store.rglob("*") if p.is_file()] == []  # the master rolled back
+
+
+@pytest.mark.parametrize("with_out", [False, True])
+def test_a_fifo_input_is_refused_without_blocking(with_out, tmp_path, cli_env):
+    # Its name is no valid document id, so --out hashes its content to make one: that read
+    # blocked as well as the processing's.
+    fifo = tmp_path / "my scan.png"
+    os.mkfifo(fifo)
+    store = ("--out", str(tmp_path / "store")) if with_out else ()
+    out = run("process", "--no-ocr", *store, str(fifo), env=cli_env, timeout=60)
+    assert out.returncode == 5, out.stderr
+    assert "[input.not_regular]" in out.stderr and "FIFO" in out.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_an_input_linked_to_a_device_is_not_read(tmp_path, cli_env):
+    (tmp_path / "a zero.png").symlink_to("/dev/zero")
+    out = run(
+        "process",
+        "--no-ocr",
+        "--out",
+        str(tmp_path / "store"),
+        str(tmp_path / "a zero.png"),
+        env=cli_env,
+        timeout=60,
+    )
+    assert out.returncode == 5, out.stderr
+    assert "[input.not_regular]" in out.stderr and "character device" in out.stderr

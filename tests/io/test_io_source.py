@@ -4,14 +4,14 @@ sources."""
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _helpers import (
-    sample_png,
-)
+from _helpers import sample_png, within
 
 from rythmiq import InputError, OptionsError, load_image
 from rythmiq.io import DEFAULT_MAX_INPUT_BYTES
@@ -63,7 +63,7 @@ def test_missing_file(tmp_path):
 def test_directory(tmp_path):
     with pytest.raises(InputError) as info:
         load_image(tmp_path)
-    assert info.value.code.startswith("input.")
+    assert info.value.code == "input.not_regular"
     assert "directory" in info.value.message
 
 
@@ -107,8 +107,44 @@ def test_max_input_bytes_refuses_a_file_from_its_size(tmp_path):
     assert time.perf_counter() - start < 1.0
 
 
+# --- only regular files are read (issue 18, finding 3) -------------------------------------
+
+
 @pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
-def test_max_input_bytes_bounds_reading_a_device():
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "/dev/urandom"])
+def test_a_device_is_refused_before_it_is_opened(path):
+    # /dev/zero used to be read up to the limit (200 MiB by default) before it was refused.
     with pytest.raises(InputError) as info:
-        load_image("/dev/zero", max_input_bytes=4096)
-    assert info.value.code == "input.too_large"
+        within(5, lambda: load_image(path))
+    assert info.value.code == "input.not_regular"
+    assert "character device" in info.value.message
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "scan.png"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError) as info:
+        within(5, lambda: load_image(fifo))  # no writer: an open(2) would wait for ever
+    assert info.value.code == "input.not_regular" and "FIFO" in info.value.message
+
+
+def test_a_socket_is_refused(tmp_path):
+    path = tmp_path / "s.png"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(InputError) as info:
+            within(5, lambda: load_image(path))
+    assert info.value.code == "input.not_regular" and "socket" in info.value.message
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_link_to_a_device_is_refused_and_a_link_to_a_file_is_read(tmp_path):
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    with pytest.raises(InputError) as info:
+        within(5, lambda: load_image(tmp_path / "zero.png", max_input_bytes=1 << 30))
+    assert info.value.code == "input.not_regular"
+    data, _ = sample_png()
+    (tmp_path / "real.png").write_bytes(data)
+    (tmp_path / "alias.png").symlink_to(tmp_path / "real.png")
+    assert load_image(tmp_path / "alias.png").byte_size == len(data)  # a path's link is the
+    # caller's own choice: followed
