@@ -197,7 +197,7 @@ def _rythmiq_wheel(dest: Path) -> Path:
     entries: list[tuple[str, bytes]] = []
     for path in sorted(package.rglob("*")):
         rel = path.relative_to(package.parent).as_posix()
-        wanted = path.suffix == ".py" or path.name == "py.typed" or "/schemas/" in rel
+        wanted = path.suffix in (".py", ".pyi") or path.name == "py.typed" or "/schemas/" in rel
         if wanted and path.is_file() and not _excluded(rel, prune=False):
             entries.append((rel, path.read_bytes()))
     meta = dist.read_text("METADATA") or dist.read_text("PKG-INFO")

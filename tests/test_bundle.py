@@ -443,7 +443,10 @@ def test_rythmiq_wheel_holds_the_running_package_and_is_reproducible(tmp_path):
             if "__pycache__" not in p.parts
         }
         assert want <= names
-        assert {"rythmiq/py.typed", "rythmiq/schemas/payload-v1.json"} <= names
+        # The stub is the root's list of public names: the package does not import without it.
+        assert {"rythmiq/py.typed", "rythmiq/__init__.pyi", "rythmiq/schemas/payload-v1.json"} <= (
+            names
+        )
         info = next(n for n in names if n.endswith(".dist-info/METADATA"))
         assert "Name: rythmiq" in zf.read(info).decode()
         record = zf.read(info.replace("METADATA", "RECORD")).decode().splitlines()
