@@ -3,7 +3,8 @@
     python examples/batch_folder.py scans/ results.jsonl [--workers 2]
 
 Each worker process loads the OCR engine once. A bad file is reported in its JSON line
-(``"ok": false`` with a typed error code) and the others go on.
+(``"ok": false`` with a typed error code) and the others go on. On a terminal, a tqdm progress
+bar (rythmiq's own CLI uses the same) shows the count, docs/s and the time left.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from tqdm import tqdm
 
 import rythmiq
 
@@ -30,23 +33,22 @@ def main() -> int:
         print(f"no images in {args.folder}", file=sys.stderr)
         return 2
 
-    def progress(p: rythmiq.BatchProgress) -> None:
-        eta = f"{p.eta_s:.0f} s" if p.eta_s is not None else "?"
-        print(
-            f"\r{p.done}/{p.total}  {p.docs_per_s:.2f} docs/s  ETA {eta}   ",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-
+    last: list[rythmiq.BatchProgress] = []
     failed = 0
-    with args.output.open("w") as out:
+    # disable=None: the bar shows only when stderr is a terminal, never in a log file.
+    with args.output.open("w") as out, tqdm(total=len(paths), unit="doc", disable=None) as bar:
+
+        def progress(p: rythmiq.BatchProgress) -> None:
+            bar.update(p.done - bar.n)
+            last[:] = [p]
+
         for item in rythmiq.process_many(
             paths, workers=args.workers, ordered=True, on_progress=progress
         ):
             failed += not item.ok
             out.write(json.dumps(item.to_dict()) + "\n")
-    print(f"\n{len(paths) - failed} ok, {failed} failed -> {args.output}", file=sys.stderr)
+    rate = f", {last[0].docs_per_s:.2f} docs/s" if last else ""
+    print(f"{len(paths) - failed} ok, {failed} failed{rate} -> {args.output}", file=sys.stderr)
     return 3 if failed else 0
 
 

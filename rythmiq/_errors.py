@@ -9,6 +9,7 @@ from rythmiq._public import public
 from rythmiq._redact import redact
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_INTERRUPTED",
     "BatchError",
     "BundleError",
@@ -195,6 +196,10 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
 
 #: The status of a run stopped by Ctrl-C: 128 + SIGINT, the shell's convention.
 EXIT_INTERRUPTED = 130
+
+#: The status of a CLI run whose stdout was closed early (``| head``): 128 + SIGPIPE, what a
+#: shell reports for a Unix tool stopped the same way.
+EXIT_BROKEN_PIPE = 141
 
 
 def exit_code_of(exc: BaseException) -> int:

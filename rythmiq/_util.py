@@ -7,10 +7,11 @@ it without creating an import cycle.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from rythmiq._errors import InputError, OptionsError
 
-__all__ = ["check_image", "format_bytes", "positive_int", "printable"]
+__all__ = ["check_image", "error_line", "format_bytes", "positive_int", "printable"]
 
 # What a terminal must not be sent raw: the C0 controls (ESC starts every escape sequence,
 # OSC among them; BEL ends one), DEL, the C1 controls (U+009B is a one-character CSI on some
@@ -74,6 +75,13 @@ def printable(text: str, *, lines: bool = False) -> str:
     """
     pattern = _UNPRINTABLE_KEEP_LINES if lines else _UNPRINTABLE
     return pattern.sub(_escape, text)
+
+
+def error_line(error: Mapping[str, object], *, prefix: str = "rythmiq: error") -> str:
+    """The one stderr line of an error in :func:`rythmiq._errors.error_dict`'s form:
+    ``rythmiq: error [code] message``, the message on one line and :func:`printable`."""
+    message = " ".join(part.strip() for part in str(error["message"]).splitlines() if part.strip())
+    return f"{prefix} [{error['code']}] {printable(message)}"
 
 
 def positive_int(value: object, name: str) -> int:

@@ -6,7 +6,7 @@ the completion marker) to the payload's store, and prints exactly one JSON docum
 result, to stdout. Logs go to stderr. With ``--resume`` (or ``"resume": true`` in the payload)
 the documents a previous run of the same job already stored are skipped.
 
-Exit codes (see ``docs/errors.md``): 0 ok, 3 partial, 4 invalid payload, 5 input, 6 model,
+Exit codes (``rythmiq.ExitCode``): 0 ok, 3 partial, 4 invalid payload, 5 input, 6 model,
 7 storage, 8 crypto, 1 internal, 143 cancelled by SIGTERM. A payload, keyring, store or
 missing-input problem is found before anything is written; then the job result is an error
 object and nothing is stored.
@@ -42,6 +42,7 @@ from rythmiq._errors import (  # noqa: E402
 )
 from rythmiq._logging import setup_logging  # noqa: E402
 from rythmiq._system import rss_mb  # noqa: E402
+from rythmiq._util import error_line, printable  # noqa: E402
 from rythmiq.keyring import Keyring, load_keyring  # noqa: E402
 from rythmiq.layout import artifact_key, master_extension, master_folder  # noqa: E402
 from rythmiq.ocr import OcrEngine, create_engine  # noqa: E402
@@ -463,6 +464,13 @@ def main(
     if debug is None:
         debug = os.environ.get("RYTHMIQ_DEBUG", "") not in ("", "0")
     setup_logging(debug)
+    if payload_path in (None, "-") and sys.stdin.isatty():
+        print(
+            "rythmiq worker: reading a JSON payload from stdin (end it with Ctrl-D), "
+            "or pass --payload FILE",
+            file=sys.stderr,
+            flush=True,
+        )
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         try:
@@ -477,7 +485,28 @@ def main(
         signal.signal(signal.SIGTERM, previous)
     sys.stdout.write(json.dumps(job) + "\n")
     sys.stdout.flush()
+    line = _stderr_line(job)
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
     return code
+
+
+def _stderr_line(job: dict[str, Any]) -> str | None:
+    """The job's one stderr line when it did not end ``"ok"``: its error, or how many of
+    its documents failed and the first one's error (each was logged as it failed)."""
+    if job["status"] == "cancelled":
+        return "rythmiq worker: cancelled (SIGTERM); see the job result on stdout"
+    if "error" in job:
+        return error_line(job["error"], prefix=f"rythmiq worker: {job['status']}")
+    failed = [d for d in job.get("documents", []) if d["status"] == "failed"]
+    if not failed:
+        return None
+    first = failed[0]
+    return error_line(
+        first["error"],
+        prefix=f"rythmiq worker: {job['status']}: {len(failed)} of {len(job['documents'])} "
+        f"documents failed; the first, {printable(first['document_id'])}:",
+    )
 
 
 def _cli(argv: Sequence[str] | None = None) -> int:

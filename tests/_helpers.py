@@ -5,13 +5,16 @@ live in ``conftest.py``."""
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import io
 import json
 import os
+import pty
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -336,6 +339,44 @@ def run_cli(*args: str, **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rythmiq", *args], capture_output=True, text=True, **kw
     )
+
+
+def on_terminal(
+    cmd: list[str], *, keys: bytes = b"", stdout_too: bool = False, **kw
+) -> tuple[subprocess.Popen, str]:
+    """Run ``cmd`` with a pseudo-terminal (80 columns) as stdin and stderr; stdout a pipe,
+    or the terminal too with ``stdout_too``.
+
+    ``keys`` are typed on the terminal first (``b"\\x04"``, Ctrl-D, ends a read of stdin).
+    Returns the finished process, with its stdout read into ``proc.stdout_text``, and all that
+    the terminal showed.
+    """
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    stdout = slave if stdout_too else subprocess.PIPE
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=stdout, stderr=slave, **kw)
+    if keys:
+        os.write(master, keys)
+    out, _ = proc.communicate(timeout=600)
+    proc.stdout_text = (out or b"").decode()  # type: ignore[attr-defined]
+    os.close(slave)
+    reader.join(timeout=30)
+    os.close(master)
+    return proc, b"".join(chunks).decode(errors="replace")
 
 
 def within(seconds, fn):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _helpers import PAGE_LINES, render_page
+from _helpers import PAGE_LINES, on_terminal, render_page
 from PIL import Image
 
 from rythmiq import CryptoError
@@ -152,6 +152,11 @@ def test_partial_failure(s3_store):
     assert not [k for k in keys if "/bad/" in k]  # nothing half-written for the bad one
     assert "output/u1/job-1/ok1/result.json" in keys
     assert json.loads(store.read("output/u1/job-1/result.json"))["status"] == "partial"
+    # Besides the document's own log line, one closing line on stderr says how the job went.
+    last = out.stderr.decode().splitlines()[-1]
+    assert last.startswith(
+        "rythmiq worker: partial: 1 of 2 documents failed; the first, bad: [input.unreadable] "
+    ), out.stderr
 
 
 def test_all_failed_uses_the_document_error_code(s3_store):
@@ -238,6 +243,30 @@ def test_bad_payloads(name, s3_store):
     assert job["error"]["code"] == error_code, job
     assert job["error"]["exit_code"] == code
     assert store.list() == before  # nothing written
+    # The error also goes to stderr, as one line: the job result is not the only place.
+    lines = out.stderr.decode().splitlines()
+    assert lines[-1].startswith(f"rythmiq worker: error [{error_code}] "), out.stderr
+    assert lines[-1].split("] ", 1)[1] == " ".join(job["error"]["message"].split())
+
+
+def test_on_a_terminal_the_worker_says_it_reads_stdin(tmp_path):
+    for cmd in (
+        [sys.executable, "-m", "rythmiq", "worker"],
+        [sys.executable, "-m", "rythmiq.worker"],
+    ):
+        # Ctrl-D on the terminal: an empty payload, so the run ends with payload.empty.
+        proc, terminal = on_terminal(cmd, keys=b"\x04", cwd=tmp_path, env=worker_env())
+        assert proc.returncode == 4, terminal
+        assert "rythmiq worker: reading a JSON payload from stdin (end it with Ctrl-D)" in terminal
+        assert "rythmiq worker: error [payload.empty] " in terminal
+        assert json.loads(proc.stdout_text)["error"]["code"] == "payload.empty"
+
+
+def test_a_piped_payload_gets_no_terminal_notice(s3_store):
+    _store, url, env = s3_store
+    out = run_worker(payload(url, [("d1", "a.png")]), env)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == b""  # an ok job from a pipe says nothing on stderr
 
 
 def test_worker_never_creates_keys(s3_store, tmp_path):

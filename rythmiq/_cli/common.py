@@ -8,9 +8,12 @@ from rythmiq._registry import ENGINES
 
 __all__ = ["ENGINE_CHOICE", "EXIT_CODES"]
 
+# Nothing here points at a file of the repository: an installed wheel has no docs/.
 EXIT_CODES = (
-    "Exit codes: 0 ok, 1 internal, 2 usage, 3 partial (some inputs failed), 4 payload, "
-    "5 input, 6 model, 7 storage, 8 crypto, 9 bundle. See docs/errors.md."
+    "Exit codes: 0 ok, 1 internal (a bug), 2 usage, 3 partial (some inputs failed), "
+    "4 payload, 5 input, 6 model, 7 storage, 8 crypto, 9 bundle, 130 interrupted, "
+    "141 stdout closed early (a pipe into head). An error is one line on stderr, "
+    "'rythmiq: error [code] message'; --debug adds the traceback."
 )
 
 #: ``--engine``'s values: the engine registry's names, in its order.

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import signal
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 import click
 import pytest
 from _helpers import run_cli as run
+from PIL import Image
 
 from rythmiq._cli import app
 from rythmiq._cli.process import process
-from rythmiq._errors import InputError
+from rythmiq._errors import EXIT_BROKEN_PIPE, InputError
+
+RYTHMIQ = [sys.executable, "-m", "rythmiq"]
+
+
+def test_broken_pipe_status_is_the_shell_s_sigpipe_status():
+    assert EXIT_BROKEN_PIPE == 128 + signal.SIGPIPE
 
 
 def test_usage_errors_exit_2():
@@ -22,12 +32,58 @@ def test_usage_errors_exit_2():
     assert run("process", "--box", "big", "x.jpg").returncode == 2
     out = run("process", "--threshold", "7", "x.jpg")
     assert out.returncode == 2 and "threshold" in out.stderr
-    for args in [(), ("nope",), ("process", "--nope", "x.jpg"), ("models",)]:
+    for args in [("nope",), ("process", "--nope", "x.jpg"), ("models",)]:
         out = run(*args)
         assert out.returncode == 2, args
         # One line, in the same shape as every other error.
         assert out.stderr.startswith("rythmiq: error [options.invalid] "), args
         assert len(out.stderr.splitlines()) == 1 and out.stdout == "", args
+
+
+def test_bare_rythmiq_prints_the_help_and_exits_0():
+    out = run()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == run("--help").stdout and out.stderr == ""
+    assert out.stdout.startswith("Usage: rythmiq [OPTIONS] COMMAND") and "process" in out.stdout
+
+
+def _many_pages(folder: Path, n: int) -> None:
+    folder.mkdir()
+    for i in range(n):
+        Image.new("RGB", (64, 48), (250, 250, 250)).save(folder / f"p{i:02d}.png")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_reader_that_stops_early_ends_the_run_quietly_with_141(tmp_path, workers):
+    _many_pages(tmp_path / "pages", 30)
+    # A real pipe, read as `| head -1` would: one line, then the reader goes away.
+    proc = subprocess.Popen(
+        [*RYTHMIQ, "process", "--no-ocr", "--json", "--workers", workers, "pages"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 141  # 128 + SIGPIPE
+    assert json.loads(first)["source"] == "pages/p00.png"
+    assert err == ""  # no traceback, no "Exception ignored" from the exit flush
+
+
+def test_a_shell_pipeline_into_head_under_pipefail(tmp_path):
+    _many_pages(tmp_path / "pages", 30)
+    script = (
+        f"{shlex.join(RYTHMIQ)} process --no-ocr --json pages | head -1;"
+        ' echo "status ${PIPESTATUS[*]}"'
+    )
+    out = subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert out.stdout.splitlines()[-1] == "status 141 0", out
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
 
 
 def test_version():
@@ -111,7 +167,8 @@ def test_process_help_lists_every_option_once_under_its_group():
     # The usage line, the description and the epilog are where they were.
     assert out.stdout.startswith("Usage: rythmiq process [OPTIONS] PATH|DIR|GLOB|URL...\n")
     assert "Score, normalize and OCR document images and PDFs." in out.stdout
-    assert out.stdout.rstrip().endswith("docs/errors.md.")
+    assert out.stdout.rstrip().endswith("--debug adds the traceback.")
+    assert ".md" not in out.stdout  # an installed wheel has no docs/ page to point at
 
 
 def test_the_other_commands_keep_one_options_section():

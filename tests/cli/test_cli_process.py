@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
-import subprocess
+import re
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from _helpers import PAGE_LINES, render_page
+from _helpers import PAGE_LINES, on_terminal, render_page
 from _helpers import run_cli as run
 from PIL import Image
 
@@ -129,37 +127,28 @@ def test_piped_batch_stdout_is_pure_json_lines(tmp_path):
 
 def test_progress_bar_goes_to_a_terminal_stderr_only(tmp_path):
     _images(tmp_path, ["p/1.png", "p/2.png", "p/3.png"])
-    master, slave = pty.openpty()
-    chunks = []
-
-    def drain():
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                return
-            if not data:
-                return
-            chunks.append(data)
-
-    reader = threading.Thread(target=drain)
-    reader.start()
-    proc = subprocess.run(
-        [sys.executable, "-m", "rythmiq", "process", "--no-ocr", "--json", "p"],
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        cwd=tmp_path,
-        timeout=600,
+    proc, terminal = on_terminal(
+        [sys.executable, "-m", "rythmiq", "process", "--no-ocr", "--json", "p"], cwd=tmp_path
     )
-    os.close(slave)
-    reader.join(timeout=30)
-    os.close(master)
-    terminal = b"".join(chunks).decode()
     assert proc.returncode == 0
-    assert "3/3" in terminal and "1/3" in terminal
-    assert "docs/s" in terminal and "ETA" in terminal
-    lines = proc.stdout.decode().splitlines()
+    # tqdm's bar: count, rate and time left, drawn in place on the terminal only.
+    assert re.search(r"rythmiq: 100%\|.*\| 3/3 \[\d\d:\d\d<00:00, +[\d.]+doc/s\]", terminal)
+    assert "1/3" in terminal and "\r" in terminal
+    lines = proc.stdout_text.splitlines()
     assert [json.loads(line)["source"] for line in lines] == ["p/1.png", "p/2.png", "p/3.png"]
+
+
+def test_results_print_above_the_bar_on_a_shared_terminal(tmp_path):
+    _images(tmp_path, ["p/1.png", "p/2.png", "p/3.png"])
+    proc, text = on_terminal(
+        [sys.executable, "-m", "rythmiq", "process", "--no-ocr", "p"], stdout_too=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0
+    # Each summary starts on a line of its own (the bar is wiped first), and the last
+    # thing left on the screen is the finished bar.
+    for i in (1, 2, 3):  # the bar's line blanked, then the summary from its first column
+        assert re.search(rf"\r {{40,}}\rp/{i}\.png\r\n", text), (i, text)
+    assert text.rstrip().rsplit("\r", 1)[-1].startswith("rythmiq: 100%")
 
 
 def test_url_inputs_take_the_document_id_from_the_name(s3_env, tmp_path):
