@@ -24,7 +24,9 @@ __all__ = [
     "ONNX_REC_MODEL",
     "OWN_LIBRARY",
     "RUNTIMES",
+    "EngineName",
     "EngineSpec",
+    "Runtime",
     "engine_spec",
     "missing_dependency",
     "resolve_runtime",
@@ -42,7 +44,8 @@ ONNX_CLS_MODEL = "ch_ppocr_mobile_v2.0_cls_mobile"
 #: Runtimes of the ONNX engine. ``"auto"`` is the first of the others that is installed:
 #: OpenVINO, the faster of the two on the dev pages at the same word-F1 (see
 #: ``docs/benchmarks.md``).
-RUNTIMES = ("auto", "openvino", "onnxruntime")
+Runtime = Literal["auto", "openvino", "onnxruntime"]
+RUNTIMES: tuple[Runtime, ...] = get_args(Runtime)
 RUNTIME_INSTALL = {"openvino": "pip install openvino", "onnxruntime": "pip install onnxruntime"}
 #: The runtimes of an engine that runs on its own library: ``"auto"`` only.
 OWN_LIBRARY: tuple[str, ...] = ("auto",)
@@ -71,7 +74,7 @@ class EngineSpec:
             ``"onnx-file"`` (one ``.onnx`` file per model, never downloaded).
     """
 
-    name: str
+    name: EngineName
     cls: str
     summary: str
     modules: tuple[str, ...]
@@ -94,6 +97,10 @@ class EngineSpec:
 #: install hints all read it. The first entry is the default. The defaults were measured on
 #: the dev OCR pages at one thread (``benchmarks/bench_engine_settings.py``; see
 #: :class:`EngineConfig`).
+#: The engines' names, for type checkers: ``ProcessOptions(engine="tesseract")`` is a mypy
+#: error. The registry's keys are exactly these (tests/ocr checks it).
+EngineName = Literal["onnx", "paddle"]
+
 ENGINES: dict[str, EngineSpec] = {
     "onnx": EngineSpec(
         name="onnx",
@@ -124,7 +131,7 @@ ENGINES: dict[str, EngineSpec] = {
         model_layout="paddle-folder",
     ),
 }
-DEFAULT_ENGINE = next(iter(ENGINES))
+DEFAULT_ENGINE: EngineName = "onnx"  # the first entry of ENGINES (tests/ocr checks it)
 
 
 def engine_spec(engine: object) -> EngineSpec:
@@ -148,7 +155,7 @@ def missing_dependency(spec: EngineSpec, exc: ImportError) -> ModelError:
     )
 
 
-def resolve_runtime(runtime: str = "auto") -> str:
+def resolve_runtime(runtime: str = "auto") -> Runtime:
     """The ONNX runtime ``runtime`` stands for: itself, or for ``"auto"`` the first of
     ``"openvino"`` and ``"onnxruntime"`` that is installed.
 
@@ -156,10 +163,11 @@ def resolve_runtime(runtime: str = "auto") -> str:
         OptionsError: ``runtime`` is not one of :data:`RUNTIMES`.
         ModelError: ``"auto"`` and neither runtime is installed (``model.missing_dependency``).
     """
-    if runtime not in RUNTIMES:
+    named = next((r for r in RUNTIMES if r == runtime), None)
+    if named is None:
         raise OptionsError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if runtime != "auto":
-        return runtime
+    if named != "auto":
+        return named
     for candidate in RUNTIMES[1:]:
         if importlib.util.find_spec(candidate) is not None:
             return candidate

@@ -6,12 +6,23 @@ it without creating an import cycle.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from rythmiq._errors import InputError, OptionsError
 
-__all__ = ["check_image", "error_line", "format_bytes", "positive_int", "printable"]
+__all__ = [
+    "check_field_types",
+    "check_image",
+    "error_line",
+    "format_bytes",
+    "positive_int",
+    "printable",
+]
 
 # What a terminal must not be sent raw: the C0 controls (ESC starts every escape sequence,
 # OSC among them; BEL ends one), DEL, the C1 controls (U+009B is a one-character CSI on some
@@ -92,3 +103,78 @@ def positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise OptionsError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+_HINTS: dict[type, tuple[tuple[str, Any], ...]] = {}
+
+
+def _field_hints(cls: type) -> tuple[tuple[str, Any], ...]:
+    """Each field of the dataclass ``cls`` with its resolved type, worked out once."""
+    if cls not in _HINTS:
+        hints = typing.get_type_hints(cls)
+        _HINTS[cls] = tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+    return _HINTS[cls]
+
+
+def _conforms(value: object, hint: Any) -> bool:
+    """Whether ``value`` is of the type ``hint`` names. A ``Literal`` asks only for its
+    values' type: which value is allowed is the option's own check, with its own message."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return any(type(value) is type(arg) for arg in typing.get_args(hint))
+    if origin is typing.Union or origin is types.UnionType:
+        return any(_conforms(value, arg) for arg in typing.get_args(hint))
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):  # a list, from JSON, is taken as a tuple
+            return False
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_conforms(v, args[0]) for v in value)
+        return len(value) == len(args) and all(
+            _conforms(v, a) for v, a in zip(value, args, strict=True)
+        )
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    """``hint`` in words, for an error message."""
+    origin = typing.get_origin(hint)
+    if hint is None or hint is type(None):
+        return "None"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin is typing.Union or origin is types.UnionType:
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a tuple of {_describe(args[0])} items"
+        return f"a tuple of {len(args)} ({', '.join(_describe(a) for a in args)})"
+    words = {bool: "True or False", int: "an integer", float: "a number", str: "a string"}
+    return words.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def check_field_types(obj: object, *, skip: Collection[str] = ()) -> None:
+    """Raise :class:`OptionsError` unless each field of the dataclass ``obj`` holds a value of
+    its annotated type: ``ProcessOptions(threshold="0.8")`` is an options error, not the
+    ``TypeError`` of comparing a string with a number.
+
+    A ``bool`` is no number here, an ``int`` is a ``float``, and a list stands for a tuple.
+    The fields in ``skip`` are left to a check of their own.
+    """
+    for name, hint in _field_hints(type(obj)):
+        value = getattr(obj, name)
+        if name not in skip and not _conforms(value, hint):
+            raise OptionsError(
+                f"{name} must be {_describe(hint)}, got {value!r} ({type(value).__name__})"
+            )

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import unquote
 
 from rythmiq._errors import OptionsError, StorageError
@@ -50,6 +50,7 @@ __all__ = [
     "ArtifactKind",
     "EncryptPolicy",
     "Ids",
+    "OutputFormat",
     "artifact_key",
     "encrypted_kinds",
     "is_output_file",
@@ -86,7 +87,8 @@ ARTIFACT_KINDS: tuple[ArtifactKind, ...] = (
 MAX_PAGE_NUMBER = 9999
 # Document outputs a store can receive besides the images: the plain-text sidecar
 # (text.txt), hOCR (text.hocr) and a searchable PDF (searchable.pdf).
-OUTPUT_FORMATS = ("txt", "hocr", "pdf")
+OutputFormat = Literal["txt", "hocr", "pdf"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
 EncryptPolicy = Literal["master", "all", "all+preview"]
 #: What a store receives encrypted: ``"master"`` (the default) only the master; ``"all"``

@@ -23,6 +23,7 @@ __all__ = [
     "PLAUSIBLE_DPI",
     "CompressedImage",
     "DpiInfo",
+    "PageSize",
     "SizePlan",
     "apply_exif_orientation",
     "compress_to_budget",
@@ -43,7 +44,8 @@ DEFAULT_DPI = 300.0
 DEFAULT_MAX_OUTPUT_PIXELS = 100_000_000
 PLAUSIBLE_DPI = (72.0, 1200.0)
 # Page sizes in inches (short side, long side).
-PAGE_SIZES: dict[str, tuple[float, float]] = {
+PageSize = Literal["a4", "letter", "legal", "a5"]
+PAGE_SIZES: dict[PageSize, tuple[float, float]] = {
     "a4": (8.27, 11.69),
     "letter": (8.5, 11.0),
     "legal": (8.5, 14.0),

@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from rythmiq._errors import OptionsError
 from rythmiq._public import public
-from rythmiq._registry import DEFAULT_ENGINE
-from rythmiq._util import positive_int
+from rythmiq._registry import DEFAULT_ENGINE, EngineName, Runtime
+from rythmiq._util import check_field_types, positive_int
 from rythmiq.io import (
     DEFAULT_MAX_INPUT_BYTES,
     DEFAULT_MAX_PAGES,
@@ -25,14 +25,23 @@ from rythmiq.io import (
     DEFAULT_PDF_DPI,
     check_limits,
 )
-from rythmiq.layout import MAX_PAGE_NUMBER, OUTPUT_FORMATS, EncryptPolicy, encrypted_kinds
-from rythmiq.normalize import DEFAULT_MAX_OUTPUT_PIXELS, PAGE_SIZES
+from rythmiq.layout import (
+    MAX_PAGE_NUMBER,
+    OUTPUT_FORMATS,
+    EncryptPolicy,
+    OutputFormat,
+    encrypted_kinds,
+)
+from rythmiq.normalize import DEFAULT_MAX_OUTPUT_PIXELS, PAGE_SIZES, PageSize
 from rythmiq.ocr import EngineConfig
 from rythmiq.quality import DEFAULT_THRESHOLD
 
 __all__ = ["ProcessOptions", "QualityPolicy"]
 
 QualityPolicy = Literal["continue", "skip_ocr"]
+# The limits, checked by io.check_limits and positive_int, which also take an integral float
+# (1e8) as JSON Schema does.
+_LIMITS = ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels", "max_output_pixels")
 
 
 @public
@@ -100,13 +109,13 @@ class ProcessOptions:
     box: tuple[int, int] | None = (2480, 3508)
     upscale: bool = False
     target_dpi: float | None = None
-    assumed_page: str | None = "a4"
+    assumed_page: PageSize | None = "a4"
     max_bytes: int | None = None
     jpeg_quality: int = 90
     min_jpeg_quality: int = 30
     preview_size: int = 1024
     ocr: bool = True
-    engine: str = DEFAULT_ENGINE
+    engine: EngineName = DEFAULT_ENGINE
     det_model: str | None = None
     rec_model: str | None = None
     det_model_dir: str | None = None
@@ -119,12 +128,13 @@ class ProcessOptions:
     pdf_dpi: float = DEFAULT_PDF_DPI
     rotate: bool = True
     deskew: bool = True
-    outputs: tuple[str, ...] = ("txt",)
-    runtime: str = "auto"
+    outputs: tuple[OutputFormat, ...] = ("txt",)
+    runtime: Runtime = "auto"
     encrypt: EncryptPolicy = "master"
     max_output_pixels: int = DEFAULT_MAX_OUTPUT_PIXELS
 
     def __post_init__(self) -> None:
+        check_field_types(self, skip=_LIMITS)  # a value of the wrong type: OptionsError
         if not 0.0 <= self.threshold <= 1.0:
             raise OptionsError(f"threshold must be within [0, 1], got {self.threshold}")
         if self.on_quality_fail not in ("continue", "skip_ocr"):

@@ -184,6 +184,46 @@ def test_bad_options_raise(kwargs):
         ProcessOptions(**kwargs)
 
 
+WRONG_TYPES = {
+    "threshold": ("0.8", "threshold must be a number, got '0.8' (str)"),
+    "box": ((100, "x"), "box must be a tuple of 2 (an integer, an integer) or None"),
+    "upscale": ("yes", "upscale must be True or False, got 'yes' (str)"),
+    "target_dpi": ("300", "target_dpi must be a number or None"),
+    "assumed_page": (4, "assumed_page must be one of 'a4', 'letter', 'legal', 'a5' or None"),
+    "max_bytes": (2048.0, "max_bytes must be an integer or None, got 2048.0 (float)"),
+    "jpeg_quality": (True, "jpeg_quality must be an integer, got True (bool)"),
+    "preview_size": ("big", "preview_size must be an integer"),
+    "ocr": (None, "ocr must be True or False, got None (NoneType)"),
+    "engine": (3, "engine must be one of 'onnx', 'paddle', got 3 (int)"),
+    "det_model": (b"det", "det_model must be a string or None"),
+    "outputs": ("txt", "outputs must be a tuple of one of 'txt', 'hocr', 'pdf' items"),
+    "runtime": (["auto"], "runtime must be one of 'auto', 'openvino', 'onnxruntime'"),
+    "encrypt": (True, "encrypt must be one of 'master', 'all', 'all+preview'"),
+    "pdf_dpi": ("300", "pdf_dpi must be"),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG_TYPES))
+def test_a_value_of_the_wrong_type_is_an_options_error(name):
+    # It was a bare TypeError (comparing '0.8' with 0.0) or, for some, accepted.
+    value, message = WRONG_TYPES[name]
+    with pytest.raises(OptionsError) as info:
+        ProcessOptions(**{name: value})
+    assert info.value.code == "options.invalid"
+    assert info.value.message.startswith(message), info.value.message
+
+
+def test_the_type_check_keeps_what_the_options_always_took():
+    # An int where a float goes, a list for a tuple (from JSON), 1e8 for a limit.
+    o = ProcessOptions(threshold=1, box=[100, 200], outputs=["txt", "pdf"], max_pixels=1e8)
+    assert (o.box, o.outputs, o.max_pixels) == ((100, 200), ("txt", "pdf"), 100_000_000)
+    # Which value of a Literal is allowed stays the option's own check, with its message.
+    with pytest.raises(OptionsError, match="unknown output"):
+        ProcessOptions(outputs=("doc",))
+    with pytest.raises(OptionsError, match="tesseract"):
+        ProcessOptions(engine="tesseract")  # type: ignore[arg-type]
+
+
 def test_options_round_trip_and_reject_unknown():
     o = ProcessOptions(box=(100, 200), max_bytes=50_000)
     assert ProcessOptions.from_dict(json.loads(json.dumps(o.to_dict()))) == o

@@ -6,7 +6,9 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import os
 import pickle
+import pydoc
 import subprocess
 import sys
 import typing
@@ -60,6 +62,25 @@ def test_type_hints_resolve(name):
         assert "return" in hints
 
 
+@pytest.mark.parametrize("name", OBJECTS)
+def test_help_shows_resolved_types_not_strings(name):
+    # `from __future__ import annotations` leaves every annotation a string: help() showed
+    # `process(source: 'Source', ...)`. Classes' methods are the class's own business.
+    obj = getattr(rythmiq, name)
+    if not callable(obj):
+        pytest.skip("a constant")
+    target = obj.__init__ if isinstance(obj, type) and dataclasses.is_dataclass(obj) else obj
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        pytest.skip("no signature")
+    quoted = [p.name for p in signature.parameters.values() if isinstance(p.annotation, str)]
+    assert not quoted, f"{name}: {quoted} are strings"
+    assert not isinstance(signature.return_annotation, str), name
+    text = pydoc.render_doc(obj, renderer=pydoc.plaintext)
+    assert "'Source'" not in text and "NoneType" not in text.split("\n", 3)[2]
+
+
 def test_results_and_errors_round_trip_through_pickle(page, engine):
     result = rythmiq.process(page, engine=engine)
     again = pickle.loads(pickle.dumps(result))
@@ -85,3 +106,50 @@ def test_a_fresh_interpreter_unpickles_a_result_without_importing_its_module_fir
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["rythmiq", "ProcessResult", "True"]
+
+
+USER_SCRIPT = """
+import rythmiq
+
+rythmiq.ProcessOptions(engine="paddle", runtime="openvino", outputs=("txt", "pdf"))
+rythmiq.ProcessOptions(engine="tesseract")
+rythmiq.ProcessOptions(runtime="cuda")
+rythmiq.ProcessOptions(outputs=("doc",))
+rythmiq.ProcessOptions(assumed_page="tabloid")
+rythmiq.EngineConfig(engine="tesseract")
+"""
+
+
+def test_a_type_checker_refuses_an_option_value_outside_its_choices(tmp_path):
+    # The enumerated options are Literal types: mypy (as a user runs it) names each bad value.
+    pytest.importorskip("mypy")
+    script = tmp_path / "user_script.py"
+    script.write_text(USER_SCRIPT)
+    env = dict(os.environ)
+    home = Path(rythmiq.__file__).parents[1]
+    if "site-packages" not in home.parts:  # an editable install: mypy cannot follow its hook
+        env["MYPYPATH"] = str(home)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--no-error-summary",
+            "--follow-imports=silent",
+            script.name,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    lines = sorted(
+        int(line.split(":")[1]) for line in out.stdout.splitlines() if ": error:" in line
+    )
+    assert lines == [5, 6, 7, 8, 9], out.stdout
+    for value in ("tesseract", "cuda", "doc", "tabloid"):
+        assert f"Literal['{value}']" in out.stdout

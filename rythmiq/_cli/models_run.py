@@ -19,8 +19,9 @@ def run_models_list(
     *, engine: str, det_model: str | None, rec_model: str | None, as_json: bool
 ) -> int:
     """Print where each of the engine's two models comes from."""
-    det = resolve_model(det_model or ENGINES[engine].det_model, engine=engine)
-    rec = resolve_model(rec_model or ENGINES[engine].rec_model, engine=engine)
+    spec = ENGINES[engine]  # a click.Choice of the registry's names
+    det = resolve_model(det_model or spec.det_model, engine=spec.name)
+    rec = resolve_model(rec_model or spec.rec_model, engine=spec.name)
     if as_json:
         click.echo(json.dumps({"engine": engine, "det": asdict(det), "rec": asdict(rec)}))
         return int(ExitCode.OK)
@@ -37,7 +38,10 @@ def run_models_prefetch(
 ) -> int:
     """Put both models into ``dest``; print where they went and how to use them."""
     placed = prefetch_models(
-        dest, det_model=det_model or None, rec_model=rec_model or None, engine=engine
+        dest,
+        det_model=det_model or None,
+        rec_model=rec_model or None,
+        engine=ENGINES[engine].name,  # a click.Choice of the registry's names
     )
     for role, m in zip(("det", "rec"), placed, strict=True):
         click.echo(f"{role}  {m.name}  ->  {m.path}")

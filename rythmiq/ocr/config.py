@@ -13,9 +13,17 @@ from dataclasses import dataclass, fields, replace
 
 from rythmiq._errors import OptionsError
 from rythmiq._public import public
-from rythmiq._registry import DEFAULT_ENGINE, ENGINES, RUNTIMES, engine_spec, resolve_runtime
+from rythmiq._registry import (
+    DEFAULT_ENGINE,
+    ENGINES,
+    RUNTIMES,
+    EngineName,
+    Runtime,
+    engine_spec,
+    resolve_runtime,
+)
 from rythmiq._system import usable_cpus
-from rythmiq._util import positive_int
+from rythmiq._util import check_field_types, positive_int
 
 __all__ = [
     "BUNDLED_MODELS_ENV",
@@ -106,7 +114,7 @@ class EngineConfig:
             library and takes only ``"auto"``.
     """
 
-    engine: str = DEFAULT_ENGINE
+    engine: EngineName = DEFAULT_ENGINE
     det_model: str | None = None
     rec_model: str | None = None
     det_model_dir: str | None = None
@@ -115,9 +123,12 @@ class EngineConfig:
     enable_mkldnn: bool = True
     det_limit_side_len: int | None = None
     rec_batch_size: int | None = None
-    runtime: str = "auto"
+    runtime: Runtime = "auto"
 
     def __post_init__(self) -> None:
+        # A value of the wrong type: OptionsError, not TypeError. threads has its own check,
+        # resolve_threads (positive_int), with the message of every positive integer.
+        check_field_types(self, skip=("threads",))
         spec = engine_spec(self.engine)
         if not isinstance(self.runtime, str) or self.runtime not in RUNTIMES:
             raise OptionsError(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rythmiq._errors import ModelError, OptionsError
-from rythmiq._registry import DEFAULT_ENGINE, EngineSpec, engine_spec
+from rythmiq._registry import DEFAULT_ENGINE, EngineName, EngineSpec, engine_spec
 from rythmiq.ocr._download import hub_download, install_file, install_folder, write_failed
 from rythmiq.ocr._paddle_onnx import (
     PADDLE_ONNX_MODELS,
@@ -56,7 +56,7 @@ def resolve_model(
     name: str,
     explicit_dir: str | os.PathLike[str] | None = None,
     *,
-    engine: str = DEFAULT_ENGINE,
+    engine: EngineName = DEFAULT_ENGINE,
 ) -> ResolvedModel:
     """Find model ``name`` for ``engine`` (``"onnx"``, the default, or ``"paddle"``).
 
@@ -113,7 +113,7 @@ def prefetch_models(
     *,
     det_model: str | None = None,
     rec_model: str | None = None,
-    engine: str = DEFAULT_ENGINE,
+    engine: EngineName = DEFAULT_ENGINE,
 ) -> tuple[ResolvedModel, ResolvedModel]:
     """Put both models of ``engine`` into ``dest``, ready for ``RYTHMIQ_MODEL_DIR=dest``.
 
