@@ -335,12 +335,19 @@ class _OnnxFiles(_Layout):
         return path if path is not None and path.is_file() else None
 
     def nowhere(self, name: str, spec: EngineSpec) -> ResolvedModel:
+        wheel = _package_models("rapidocr")
         if not _bundled_models_enabled():
             why = f"the rapidocr wheel's models are off (${BUNDLED_MODELS_ENV}=0)"
-        elif _package_models("rapidocr") is None:
+        elif wheel is None:
             why = f"rapidocr is not installed ({spec.install})"
         else:
-            why = "the rapidocr wheel does not ship it"
+            shipped = sorted(p.stem for p in wheel.glob("*.onnx"))
+            raise ModelError(
+                f"unknown model {name!r}: the rapidocr wheel ships {', '.join(shipped)}, and "
+                "ONNX models are never downloaded; for a model of your own, put the file at "
+                f"${MODEL_DIR_ENV}/{name}.onnx or pass its directory",
+                code="model.not_found",
+            )
         raise ModelError(
             f"ONNX model {name} not found: {why}, and ONNX models are never downloaded; "
             f"put the file at ${MODEL_DIR_ENV}/{name}.onnx or pass its directory",

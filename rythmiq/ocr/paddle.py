@@ -122,7 +122,30 @@ class PaddleEngine(LibraryEngine):
         except Exception as exc:
             raise self._load_failed(exc) from exc
 
+    def _unknown_model(self, exc: BaseException) -> str | None:
+        """The model name PaddleX does not know, when its registry refused one (its
+        ``UnknownModelError``, somewhere in ``exc``'s chain): no download could help."""
+        seen: BaseException | None = exc
+        while seen is not None:
+            if type(seen).__name__ == "UnknownModelError" or "No engine bindings" in str(seen):
+                text = str(seen)
+                for model in (self.det, self.rec):
+                    if repr(model.name) in text or f'"{model.name}"' in text:
+                        return model.name
+                return next((m.name for m in (self.det, self.rec) if m.source == "download"), None)
+            seen = seen.__cause__ or seen.__context__
+        return None
+
     def _load_failed(self, exc: Exception) -> ModelError:
+        unknown = self._unknown_model(exc)
+        if unknown is not None:
+            return ModelError(
+                f"unknown model {unknown!r}: PaddleOCR has no model of that name, so there is "
+                "nothing to download; its text models are named like PP-OCRv5_mobile_det, "
+                "PP-OCRv5_server_det, PP-OCRv5_mobile_rec; or pass the "
+                "directory of your own model",
+                code="model.not_found",
+            )
         hint = ""
         if "download" in (self.det.source, self.rec.source):
             hint = (

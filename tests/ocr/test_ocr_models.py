@@ -133,6 +133,9 @@ def test_unknown_onnx_model_is_not_found_never_downloaded(clean_env):
     with pytest.raises(ModelError, match="never downloaded") as exc:
         resolve_model("PP-OCRv5_server_det", engine="onnx")
     assert exc.value.code == "model.not_found"
+    # Named as unknown, with the names the wheel does ship.
+    assert exc.value.message.startswith("unknown model 'PP-OCRv5_server_det': the rapidocr wheel")
+    assert ONNX_DET_MODEL in exc.value.message and ONNX_REC_MODEL in exc.value.message
 
 
 def test_resolve_model_checks_the_engine_and_name():

@@ -109,6 +109,29 @@ def test_model_that_needs_a_hub_fails_with_a_hint():
     assert "RYTHMIQ_MODEL_DIR" in err["message"] and err["exit_code"] == 6
 
 
+@pytest.mark.parametrize("field", ["det_model", "rec_model"])
+def test_a_model_paddleocr_does_not_know_is_named_as_unknown(field):
+    # A known model that needs the hub is "load_failed, offline?" (above); a name PaddleOCR
+    # has never heard of was blamed on the network too. Now it is named, and no hub is tried.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PADDLE_PDX", "RYTHMIQ"))}
+    code = (
+        "from rythmiq.ocr import PaddleEngine, EngineConfig\n"
+        "from rythmiq import ModelError\n"
+        "import json\n"
+        "try:\n"
+        f"    PaddleEngine(EngineConfig(engine='paddle', {field}='PP-OCRv9_nonesuch', threads=1))\n"
+        "except ModelError as e:\n"
+        "    print(json.dumps(e.to_dict()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    err = json.loads(out.stdout.strip().splitlines()[-1])
+    assert err["code"] == "model.not_found", err
+    assert err["message"].startswith("unknown model 'PP-OCRv9_nonesuch': PaddleOCR has no model")
+    assert "download" in err["message"] and "offline" not in err["message"]
+
+
 @pytest.mark.devdata
 def test_dev_receipt_matches_raw_paddleocr(paddle):
     row = next(r for r in dev_rows("ocr") if r["image"] == "sroie_181.jpg")
