@@ -22,6 +22,7 @@ __all__ = [
     "format_bytes",
     "positive_int",
     "printable",
+    "short_repr",
 ]
 
 # What a terminal must not be sent raw: the C0 controls (ESC starts every escape sequence,
@@ -178,3 +179,50 @@ def check_field_types(obj: object, *, skip: Collection[str] = ()) -> None:
             raise OptionsError(
                 f"{name} must be {_describe(hint)}, got {value!r} ({type(value).__name__})"
             )
+
+
+#: How many items of a sequence a repr shows before it only counts them.
+_REPR_ITEMS = 4
+
+
+def _short(value: object) -> str:
+    """``value`` for a repr: floats to 4 significant digits, arrays and bytes by their size,
+    an error by its code, long sequences and strings cut, nested values the same way."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{format_bytes(len(value))}>"
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # a numpy array, without numpy
+        return f"<array {'x'.join(map(str, value.shape))} {value.dtype}>"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, (tuple, list)):
+        items = [_short(v) for v in value[:_REPR_ITEMS]]
+        if len(value) > _REPR_ITEMS:
+            items.append(f"... {len(value)} items")
+        inner = ", ".join(items) + ("," if isinstance(value, tuple) and len(value) == 1 else "")
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, BaseException):  # by its stable code: the message may run long
+        code = getattr(value, "code", None)
+        return f"{type(value).__name__}(code={code!r})" if code else _short(repr(value))[1:-1]
+    if isinstance(value, dict):
+        if len(value) > _REPR_ITEMS:
+            return f"{{... {len(value)} items}}"
+        return "{" + ", ".join(f"{k!r}: {_short(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def short_repr(self: object) -> str:
+    """A dataclass's repr on one short line: each ``repr=True`` field as ``name=value``,
+    floats to 4 significant digits (``0.9087``, not ``0.9086927409166653``), pixel arrays and
+    bytes by their size, sequences of more than four items counted.
+
+    A dataclass takes it with ``__repr__ = short_repr`` in its body (``@dataclass`` keeps a
+    ``__repr__`` the class defines).
+    """
+    parts = [
+        f"{f.name}={_short(getattr(self, f.name))}"
+        for f in dataclasses.fields(self)  # type: ignore[arg-type]
+        if f.repr
+    ]
+    return f"{type(self).__name__}({', '.join(parts)})"

@@ -58,7 +58,7 @@ from rythmiq._errors import (
 )
 from rythmiq._public import public
 from rythmiq._system import usable_cpus
-from rythmiq._util import positive_int
+from rythmiq._util import positive_int, short_repr
 from rythmiq.io import Source
 from rythmiq.keyring import Keyring, load_keyring
 from rythmiq.options import ProcessOptions
@@ -116,6 +116,8 @@ class BatchResult:
     worker_peak_rss_mb: float | None = None
     wall_s: float = 0.0
 
+    __repr__ = short_repr
+
     @property
     def ok(self) -> bool:
         """Whether the document was processed."""
@@ -156,6 +158,8 @@ class BatchProgress:
     total: int | None
     elapsed_s: float
     last: BatchResult
+
+    __repr__ = short_repr
 
     @property
     def docs_per_s(self) -> float:

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._errors import OptionsError
+from rythmiq._util import short_repr
 
 if TYPE_CHECKING:
     from rythmiq.ocr import OcrEngine
@@ -92,6 +93,8 @@ class Orientation:
     skew: float
     confidence: float
     method: str
+
+    __repr__ = short_repr
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the four fields."""

@@ -24,7 +24,7 @@ How the score is built (see ``docs/quality.md`` for the calibration):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from rythmiq._errors import InputError, OptionsError
 from rythmiq._public import public
-from rythmiq._util import check_image
+from rythmiq._util import check_image, short_repr
 
 __all__ = [
     "BLACK_POINT_GATE",
@@ -252,6 +252,8 @@ class ExposureStats:
     white_point: float
     dynamic_range: float
 
+    __repr__ = short_repr
+
     def to_dict(self) -> dict[str, float]:
         """JSON-safe dict of the statistics."""
         return asdict(self)
@@ -348,11 +350,14 @@ class QualityReport:
     sharpness: float
     exposure: float
     reasons: tuple[str, ...]
-    laplacian_variance: float
-    tile_laplacian_variance: float
-    content_fraction: float
-    exposure_stats: ExposureStats
-    analysis_size: tuple[int, int]
+    # The measurements behind the scores: in to_dict(), not in the one-line repr.
+    laplacian_variance: float = field(repr=False)
+    tile_laplacian_variance: float = field(repr=False)
+    content_fraction: float = field(repr=False)
+    exposure_stats: ExposureStats = field(repr=False)
+    analysis_size: tuple[int, int] = field(repr=False)
+
+    __repr__ = short_repr
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (plain floats, lists for tuples)."""

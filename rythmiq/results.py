@@ -15,7 +15,7 @@ from typing import Any
 
 from rythmiq._errors import OptionsError
 from rythmiq._public import public
-from rythmiq._util import format_bytes
+from rythmiq._util import format_bytes, short_repr
 from rythmiq.layout import Ids
 from rythmiq.ocr import OcrResult
 from rythmiq.orientation import Orientation
@@ -125,6 +125,8 @@ class StageTiming:
     wall_s: float
     cpu_s: float
 
+    __repr__ = short_repr
+
 
 @public
 @dataclass(frozen=True)
@@ -146,12 +148,35 @@ class Timings:
     orient: StageTiming = StageTiming(0.0, 0.0)
     engine: StageTiming = StageTiming(0.0, 0.0)
 
+    def __repr__(self) -> str:
+        stages = ", ".join(f"{n}={getattr(self, n).wall_s:.3g}" for n in STAGES if n != "total")
+        return (
+            f"Timings(total={self.total.wall_s:.3g} s wall/{self.total.cpu_s:.3g} s CPU; "
+            f"wall s: {stages})"
+        )
+
     def to_dict(self) -> dict[str, dict[str, float]]:
         """``{stage: {"wall_s", "cpu_s"}}``, rounded to microseconds."""
         return {
             name: {"wall_s": round(t.wall_s, 6), "cpu_s": round(t.cpu_s, 6)}
             for name, t in ((n, getattr(self, n)) for n in STAGES)
         }
+
+
+def _page_summary(page: PageResult, timings: Timings) -> str:
+    """The one-line summary of a page in the reprs: quality, image, OCR and the time."""
+    q, img = page.quality, page.image
+    if page.ocr is not None:
+        n = len(page.ocr.lines)
+        ocr = f"{n} line{'s' if n != 1 else ''}"
+    else:
+        ocr = f"skipped ({str(page.ocr_skipped_reason)[:20]})"
+    turned = "" if page.orientation is None else f", rotation={page.orientation.rotation}"
+    return (
+        f"quality={q.score:.2f} {'PASS' if q.passed else 'FAIL'}, "
+        f"image={img.width}x{img.height} @{img.dpi:g}dpi {format_bytes(len(img.data))}, "
+        f"ocr={ocr}{turned}, {timings.total.wall_s:.2f} s"
+    )
 
 
 @public
@@ -182,6 +207,9 @@ class PageResult:
     ocr_skipped_reason: str | None = None
     orientation: Orientation | None = None
     render_dpi: float | None = None
+
+    def __repr__(self) -> str:
+        return f"PageResult(index={self.index}, {_page_summary(self, self.timings)})"
 
     def to_dict(self, *, content: bool = True) -> dict[str, Any]:
         """A JSON-safe dict: plain types only, no bytes (sizes and hashes instead).
@@ -314,18 +342,8 @@ class ProcessResult:
         return json.dumps(self.to_dict(), **kwargs)
 
     def __repr__(self) -> str:
-        q, img = self.quality, self.image
-        if self.ocr is not None:
-            n = len(self.ocr.lines)
-            ocr = f"{n} line{'s' if n != 1 else ''}"
-        else:
-            ocr = f"skipped ({str(self.ocr_skipped_reason)[:20]})"
         pages = f"{self.page_count} pages, page 1: " if self.page_count > 1 else ""
-        return (
-            f"ProcessResult({pages}quality={q.score:.2f} {'PASS' if q.passed else 'FAIL'}, "
-            f"image={img.width}x{img.height} @{img.dpi:g}dpi {format_bytes(len(img.data))}, "
-            f"ocr={ocr}, {self.timings.total.wall_s:.2f} s)"
-        )
+        return f"ProcessResult({pages}{_page_summary(self.pages[0], self.timings)})"
 
     def _repr_html_(self) -> str:
         """Rich display in Jupyter: thumbnail with OCR boxes, quality, image, text, timings."""

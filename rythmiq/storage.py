@@ -50,6 +50,7 @@ from rythmiq._localfs import (
 )
 from rythmiq._public import public
 from rythmiq._redact import SECRET_ENV_VARS, has_credentials, redact
+from rythmiq._util import short_repr
 from rythmiq.layout import validate_input_key
 
 __all__ = [
@@ -125,6 +126,8 @@ class Artifact:
     size: int
     sha256: str
     encrypted: bool = False
+
+    __repr__ = short_repr
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""

@@ -9,6 +9,7 @@ import inspect
 import os
 import pickle
 import pydoc
+import re
 import subprocess
 import sys
 import typing
@@ -79,6 +80,57 @@ def test_help_shows_resolved_types_not_strings(name):
     assert not isinstance(signature.return_annotation, str), name
     text = pydoc.render_doc(obj, renderer=pydoc.plaintext)
     assert "'Source'" not in text and "NoneType" not in text.split("\n", 3)[2]
+
+
+def _results(page, engine, tmp_path):
+    """One real instance of each result type, from real calls."""
+    engine.lines = [(f"line {i} of a long page", 0.912345678 - i / 1000) for i in range(30)]
+    result = rythmiq.process(page, engine=engine)
+    first = result.pages[0]
+    store = rythmiq.Store.open(str(tmp_path / "store"))
+    stored = rythmiq.process(
+        page,
+        engine=engine,
+        store=store,
+        ids=rythmiq.Ids("u", "j", "d"),
+        keyring=rythmiq.Keyring.generate("k1"),
+    )
+    no_ocr = rythmiq.ProcessOptions(ocr=False)
+    batch = list(rythmiq.process_many([page, b"not an image"], workers=1, options=no_ocr))
+    return [
+        result,
+        first,
+        first.quality,
+        first.quality.exposure_stats,
+        first.image,
+        first.preview,
+        first.ocr,
+        first.ocr.lines[0],
+        result.timings,
+        result.timings.ocr,
+        stored.artifacts[0],
+        *batch,
+        rythmiq.load_image(page),
+        rythmiq.load_document(page),
+        next(rythmiq.load_document(page).pages()),
+    ]
+
+
+def test_every_result_prints_on_one_short_line(page, engine, tmp_path):
+    # QualityReport and PageResult printed every float in full (0.9086927409166653) and
+    # PageResult ran to 1,400 characters; LoadedImage printed its pixel array.
+    def digits(number: str) -> int:  # significant digits of a decimal literal
+        return len(number.replace(".", "").lstrip("0"))
+
+    for obj in _results(page, engine, tmp_path):
+        text = repr(obj)
+        assert text.startswith(type(obj).__name__ + "("), text
+        assert "\n" not in text and len(text) <= 250, (len(text), text)
+        floats = re.findall(r"(?<![\w.'])\d+\.\d+", text)
+        assert all(digits(f) <= 4 for f in floats), text
+    quality = _results(page, engine, tmp_path)[2]
+    assert repr(quality).endswith(f"reasons={quality.reasons!r})")  # the headline only
+    assert f"{quality.score:.4g}" in repr(quality)
 
 
 def test_results_and_errors_round_trip_through_pickle(page, engine):

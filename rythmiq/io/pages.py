@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rythmiq._public import public
+from rythmiq._util import short_repr
 
 __all__ = ["LoadedDocument", "LoadedImage", "LoadedPage", "single_page"]
 
@@ -46,6 +47,8 @@ class LoadedImage:
     byte_size: int
     sha256: str
     encoded: bytes = field(default=b"", repr=False)
+
+    __repr__ = short_repr
 
 
 @public

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rythmiq._errors import OcrError, OptionsError
 from rythmiq._public import public
+from rythmiq._util import short_repr
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +62,8 @@ class OcrLine:
     text: str
     confidence: float
     box: Box
+
+    __repr__ = short_repr
 
     @property
     def bbox(self) -> tuple[float, float, float, float]:
