@@ -1,4 +1,5 @@
-"""What several commands' declarations share: the exit-code epilog and the engine choice."""
+"""What several commands' declarations share: the exit-code epilog, the engine choice and
+file-name completion."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import click
 
 from rythmiq._registry import ENGINES
 
-__all__ = ["ENGINE_CHOICE", "EXIT_CODES"]
+__all__ = ["ENGINE_CHOICE", "EXIT_CODES", "complete_files"]
 
 EXIT_CODES = (
     "Exit codes: 0 ok, 1 internal, 2 usage, 3 partial (some inputs failed), 4 payload, "
@@ -15,3 +16,11 @@ EXIT_CODES = (
 
 #: ``--engine``'s values: the engine registry's names, in its order.
 ENGINE_CHOICE = click.Choice(list(ENGINES))
+
+
+def complete_files(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion for an argument that takes a file name but is not a ``click.Path``
+    (a path, folder, glob or URL): the shell completes file names itself."""
+    return [click.shell_completion.CompletionItem(incomplete, type="file")]
