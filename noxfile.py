@@ -1,4 +1,4 @@
-"""nox sessions: tests, fuzz, lint, typecheck, bench, docs, image.  Run `nox -l` to list them."""
+"""nox sessions: tests, fuzz, lint, typecheck, bench, docs, pictures, image; `nox -l` lists all."""
 
 from __future__ import annotations
 
@@ -131,6 +131,17 @@ def docs(session: nox.Session) -> None:
     session.run(
         "mkdocs", "build", "--strict", "--site-dir", "site", env={"NO_MKDOCS_2_WARNING": "1"}
     )
+
+
+@nox.session(python=PYTHON)
+def pictures(session: nox.Session) -> None:
+    """Draw the docs' pictures into docs/img, from rendered pages (docs/make_pictures.py).
+
+    The pages are drawn with Pillow and read by the real default engine; `-- --out DIR`
+    writes elsewhere.
+    """
+    session.install("-e", ".")
+    session.run("python", "docs/make_pictures.py", *session.posargs)
 
 
 # --------------------------------------------------------------------------- image

@@ -1,4 +1,5 @@
-"""What several commands' declarations share: the exit-code epilog and the engine choice."""
+"""What several commands' declarations share: the exit-code epilog, the engine choice and
+file-name completion."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import click
 
 from rythmiq._registry import ENGINES
 
-__all__ = ["ENGINE_CHOICE", "EXIT_CODES"]
+__all__ = ["ENGINE_CHOICE", "EXIT_CODES", "complete_files"]
 
 # Nothing here points at a file of the repository: an installed wheel has no docs/.
 EXIT_CODES = (
@@ -18,3 +19,11 @@ EXIT_CODES = (
 
 #: ``--engine``'s values: the engine registry's names, in its order.
 ENGINE_CHOICE = click.Choice(list(ENGINES))
+
+
+def complete_files(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Shell completion for an argument that takes a file name but is not a ``click.Path``
+    (a path, folder, glob or URL): the shell completes file names itself."""
+    return [click.shell_completion.CompletionItem(incomplete, type="file")]

@@ -11,14 +11,19 @@ from typing import Any
 
 import click
 
-from rythmiq._cli.common import EXIT_CODES
+from rythmiq._cli.common import EXIT_CODES, complete_files
 from rythmiq._cli.lazy import run_payload_split, run_worker
 
 __all__ = ["payload_group", "worker"]
 
 
 @click.command()
-@click.option("--payload", metavar="FILE", help="Payload file (default: stdin).")
+@click.option(
+    "--payload",
+    metavar="FILE",
+    shell_complete=complete_files,
+    help="Payload file (default: stdin).",
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -43,7 +48,7 @@ def payload_group() -> None:
 
 
 @payload_group.command("split", epilog=EXIT_CODES)
-@click.argument("source", metavar="PAYLOAD")
+@click.argument("source", metavar="PAYLOAD", shell_complete=complete_files)
 @click.option(
     "--shards",
     type=click.IntRange(min=1),

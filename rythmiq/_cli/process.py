@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from rythmiq._cli.common import EXIT_CODES
+from rythmiq._cli.common import EXIT_CODES, complete_files
 from rythmiq._cli.grouping import GroupedCommand
 from rythmiq._cli.lazy import run_process
 from rythmiq._cli.process_options import INPUT, NORMALIZE, OCR, OUTPUT, QUALITY, STORE, WORKERS
@@ -19,7 +19,13 @@ __all__ = ["process"]
 
 
 @click.command(cls=GroupedCommand, epilog=EXIT_CODES)
-@click.argument("paths", nargs=-1, required=True, metavar="PATH|DIR|GLOB|URL...")
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    metavar="PATH|DIR|GLOB|URL...",
+    shell_complete=complete_files,
+)
 @INPUT
 @QUALITY
 @NORMALIZE
