@@ -53,6 +53,11 @@ PAGE_SIZES: dict[PageSize, tuple[float, float]] = {
 }
 # How far the image aspect may differ from the assumed page's before inference is not trusted.
 _ASPECT_TOLERANCE = 0.05
+#: The DPIs cameras, phones and screenshots write whatever they show (72 and 96), trusted
+#: only when the page they imply is at most :data:`_DEVICE_DPI_MAX_INCHES` on its long side:
+#: a 4032x3024 phone photo "at 72 dpi" would be a 56-inch page.
+_DEVICE_DPIS = (72.0, 96.0)
+_DEVICE_DPI_MAX_INCHES = 17.0  # tabloid/ledger, the largest common office page
 
 DpiSource = Literal["metadata", "inferred", "default"]
 
@@ -162,7 +167,10 @@ def resolve_dpi(
     """Decide the DPI of a ``width x height`` image.
 
     1. A declared DPI within ``plausible`` (72-1200 by default) is used as is (for
-       non-square pixels, the larger axis).
+       non-square pixels, the larger axis), but for 72 or 96 dpi, the figures cameras and
+       screenshots write for any picture: those are used only when the page they make is at
+       most 17 inches long (a 72-dpi scan of a letter page is 612x792 pixels; a phone photo
+       of 4032x3024 "at 72 dpi" would be 56 inches).
     2. Otherwise, if ``page`` names a size in :data:`PAGE_SIZES` and the image has that page's
        aspect ratio (within 5 %; Letter is 9 % off A4), the DPI is the long side in pixels
        over the page's long side in inches, when that is plausible.
@@ -176,9 +184,13 @@ def resolve_dpi(
     note = "no DPI in the file"
     if declared is not None:
         d = max(declared)
-        if lo <= d <= hi:
+        long_in = max(width, height) / d if d > 0 else float("inf")
+        if d in _DEVICE_DPIS and long_in > _DEVICE_DPI_MAX_INCHES:
+            note = f"declared DPI {d:g} would make a {long_in:.0f}-inch page (a device default)"
+        elif lo <= d <= hi:
             return DpiInfo(float(d), "metadata", declared)
-        note = f"declared DPI {d:g} is outside {lo:g}-{hi:g}"
+        else:
+            note = f"declared DPI {d:g} is outside {lo:g}-{hi:g}"
     if page is not None:
         if page not in PAGE_SIZES:
             raise OptionsError(f"page must be one of {sorted(PAGE_SIZES)} or None, got {page!r}")

@@ -222,6 +222,23 @@ def test_resolve_dpi_infers_from_an_a4_page(declared, width, height):
         assert f"{max(declared):g}" in info.note and "outside" in info.note
 
 
+@pytest.mark.parametrize("device_dpi", [72.0, 96.0])
+def test_a_device_default_dpi_that_makes_a_giant_page_is_not_trusted(device_dpi):
+    # A 4032x3024 phone photo "at 72 dpi" is a 56-inch page: the camera's figure, not the
+    # page's. The photo of an A4 page is then inferred, another falls back to the default.
+    photo = resolve_dpi((device_dpi, device_dpi), 4032, 3024)
+    assert (photo.dpi, photo.source) == (300.0, "default")
+    assert "device default" in photo.note and photo.declared == (device_dpi, device_dpi)
+    a4_photo = resolve_dpi((device_dpi, device_dpi), 2480, 3508)
+    assert a4_photo.source == "inferred" and a4_photo.dpi == pytest.approx(300, abs=0.2)
+    # A real low-resolution scan (letter at 72 or 96 dpi) is what it says it is.
+    scan = resolve_dpi((device_dpi, device_dpi), round(8.5 * device_dpi), 11 * device_dpi)
+    assert (scan.dpi, scan.source) == (device_dpi, "metadata")
+    # Other figures are taken as written, whatever the page size (an A0 drawing at 300 dpi).
+    drawing = resolve_dpi((300.0, 300.0), 9933, 14043)
+    assert (drawing.dpi, drawing.source) == (300.0, "metadata")
+
+
 def test_resolve_dpi_infers_other_pages():
     letter = resolve_dpi(None, 1275, 1650, page="letter")  # 8.5 x 11 in at 150 dpi
     assert letter.source == "inferred" and letter.dpi == pytest.approx(150.0)

@@ -201,6 +201,11 @@ def _declared_dpi(im: Any, use_exif: bool) -> tuple[float, float] | None:
     dpi = im.info.get("dpi")
     if dpi is not None and im.format == "TIFF" and _EXIF_XRES not in im.tag_v2:
         dpi = None  # Pillow reports (1, 1) for a TIFF with no resolution tags at all
+    if dpi is not None and im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2):
+        # Not from the JFIF header: from EXIF, or Pillow's own 72 dpi when the EXIF has no
+        # resolution (it sets that for every JPEG with EXIF); only the EXIF figure is real.
+        if not use_exif or _EXIF_XRES not in im.getexif():
+            dpi = None
     if dpi is None and use_exif:
         exif = im.getexif()
         x, y, unit = exif.get(_EXIF_XRES), exif.get(_EXIF_YRES), exif.get(_EXIF_UNIT, 2)

@@ -226,6 +226,34 @@ def test_missing_dpi_is_none(fmt):
     assert loaded.declared_dpi is None
 
 
+def _exif(**tags: float) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # an orientation, as every phone writes
+    for tag, value in tags.items():
+        exif[{"xres": 0x011A, "yres": 0x011B, "unit": 0x0128}[tag]] = value
+    return exif
+
+
+def test_a_jpeg_with_exif_but_no_resolution_declares_no_dpi():
+    # Pillow reports 72 dpi for every JPEG with EXIF and no resolution in it: made up.
+    page = Image.new("RGB", (850, 1100), "white")
+    loaded = load_image(encode(page, "JPEG", exif=_exif()))
+    assert loaded.declared_dpi is None and loaded.orientation == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "dpi"),
+    [
+        ({"exif": _exif(xres=150.0, yres=150.0, unit=2)}, (150, 150)),  # EXIF resolution
+        ({"exif": _exif(), "dpi": (200, 200)}, (200, 200)),  # the JFIF header's
+        ({"exif": _exif(xres=72.0, yres=72.0, unit=2)}, (72, 72)),  # a written 72 stays
+    ],
+)
+def test_a_resolution_the_jpeg_really_holds_is_read(kwargs, dpi):
+    loaded = load_image(encode(Image.new("RGB", (850, 1100), "white"), "JPEG", **kwargs))
+    assert loaded.declared_dpi == pytest.approx(dpi)
+
+
 # --- arrays ----------------------------------------------------------------------------------
 
 
