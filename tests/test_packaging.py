@@ -57,16 +57,20 @@ def test_python_classifiers_are_the_versions_requires_python_admits():
     config = _project()
     project = config["project"]
     admits = specifiers.SpecifierSet(project["requires-python"])
-    listed = {
-        c.rsplit(" :: ", 1)[1]
+    minors = sorted(
+        int(c.rsplit(".", 1)[1])
         for c in project["classifiers"]
         if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
-    }
-    assert listed == {f"3.{minor}" for minor in range(30) if f"3.{minor}" in admits}
+    )
+    assert minors and minors == list(range(minors[0], minors[-1] + 1))  # no gap
+    # The oldest is the lowest requires-python admits; a cap sits just past the newest.
+    assert f"3.{minors[0]}" in admits and f"3.{minors[0] - 1}" not in admits
+    assert all(f"3.{m}" in admits for m in minors)
+    if any(s.operator in ("<", "<=") for s in admits):
+        assert f"3.{minors[-1] + 1}" not in admits
     # The linters check the code against the oldest of them.
-    oldest = min(listed, key=lambda v: int(v.split(".")[1]))
-    assert config["tool"]["ruff"]["target-version"] == "py" + oldest.replace(".", "")
-    assert config["tool"]["mypy"]["python_version"] == oldest
+    assert config["tool"]["ruff"]["target-version"] == f"py3{minors[0]}"
+    assert config["tool"]["mypy"]["python_version"] == f"3.{minors[0]}"
 
 
 def test_classifiers_are_on_pypis_list():
