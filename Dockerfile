@@ -22,7 +22,9 @@ RUN apt-get update \
 
 # Only what the package needs (.dockerignore keeps everything else out of the context).
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# LICENSE is pyproject.toml's license-files: without it the installed rythmiq has no licence
+# file (and setuptools warns that such builds fail from February 2027).
+COPY pyproject.toml README.md LICENSE ./
 COPY rythmiq ./rythmiq
 RUN pip install --no-cache-dir ".${EXTRAS:+[$EXTRAS]}" && rm -rf /src
 

@@ -1,4 +1,4 @@
-"""nox sessions: tests, fuzz, lint, typecheck, bench, docs, pictures, image; `nox -l` lists all."""
+"""nox sessions: tests, fuzz, lint, typecheck, bench, docs, pictures, dist, image (`nox -l`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -142,6 +144,85 @@ def pictures(session: nox.Session) -> None:
     """
     session.install("-e", ".")
     session.run("python", "docs/make_pictures.py", *session.posargs)
+
+
+# --------------------------------------------------------------------------- dist
+# `nox -s dist` builds the sdist and wheel as a release would and checks them (docs/releasing.md).
+
+# Files the tests cannot do without: without them most test modules do not even collect.
+SDIST_NEEDS = (
+    "LICENSE",
+    "README.md",
+    "CHANGELOG.md",
+    "pyproject.toml",
+    "tests/conftest.py",
+    "tests/_helpers.py",
+    "tests/batch_engines.py",
+    "tests/faults.py",
+    "tests/cli/conftest.py",
+    "tests/io/conftest.py",
+    "tests/ocr/conftest.py",
+    "tests/regressions/expected.json",
+    "examples/data/sample.jpg",
+)
+# The tests run from the unpacked sdist after collecting all of them: the ones that read what
+# the sdist itself must carry (pyproject.toml, LICENSE, the regression files, examples/, the
+# support modules), in about half a minute; the whole suite from the sdist would double CI.
+DIST_TESTS = (
+    "tests/test_packaging.py",
+    "tests/test_import.py",
+    "tests/test_architecture.py",
+    "tests/io/test_io_tiff.py",
+    "tests/cli/test_cli_app.py",
+)
+
+
+@nox.session(python=False)
+def dist(session: nox.Session) -> None:
+    """Build the sdist and the wheel (isolated, as a release does) and check both.
+
+    `twine check --strict` on both and `check-wheel-contents` on the wheel; the sdist must
+    hold SDIST_NEEDS; from the unpacked sdist (its own rythmiq first on PYTHONPATH) pytest
+    collects every test with no error and runs DIST_TESTS. `-- PYTEST_ARGS` runs those tests
+    instead (`-- -m "not integration"` for the whole fast suite). Uses the Python running nox,
+    which needs the dev extra (build, twine, check-wheel-contents, pytest).
+    """
+    python = sys.executable
+    work = Path(tempfile.mkdtemp(prefix="rythmiq-dist-"))
+    # The sdist build writes rythmiq.egg-info into the tree; a stale one could shadow the
+    # installed metadata, so one this build made goes again.
+    egg_info = Path("rythmiq.egg-info")
+    had_egg_info = egg_info.exists()
+    try:
+        session.run(python, "-m", "build", "--outdir", str(work / "dist"), ".")
+        sdists = sorted((work / "dist").glob("rythmiq-*.tar.gz"))
+        wheels = sorted((work / "dist").glob("rythmiq-*.whl"))
+        if len(sdists) != 1 or len(wheels) != 1:
+            session.error(f"dist: want one sdist and one wheel, got {sdists + wheels}")
+        session.run(python, "-m", "twine", "check", "--strict", str(sdists[0]), str(wheels[0]))
+        # Its settings ([tool.check-wheel-contents] in pyproject.toml) are read from the cwd.
+        session.run(python, "-m", "check_wheel_contents", str(wheels[0]))
+        with tarfile.open(sdists[0]) as tf:
+            tf.extractall(work / "sdist", filter="data")
+        (unpacked,) = (work / "sdist").iterdir()
+        missing = [name for name in SDIST_NEEDS if not (unpacked / name).is_file()]
+        if missing:
+            session.error(f"dist: the sdist lacks {', '.join(missing)}")
+        env = {"PYTHONPATH": str(unpacked)}
+        pytest = [python, "-m", "pytest", "-p", "no:cacheprovider"]
+        with session.chdir(unpacked):
+            where = "import rythmiq; print(rythmiq.__file__)"
+            found = str(session.run(python, "-c", where, env=env, silent=True)).strip()
+            if not found.startswith(str(unpacked)):
+                session.error(f"dist: the sdist's tests would import {found}, not the sdist's")
+            collected = session.run(*pytest, "--collect-only", "-q", env=env, silent=True)
+            session.log(f"dist: from the sdist, {str(collected).strip().splitlines()[-1]}")
+            session.run(*pytest, "-q", *(session.posargs or DIST_TESTS), env=env)
+        session.log(f"dist: {sdists[0].name} and {wheels[0].name} pass")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if not had_egg_info:
+            shutil.rmtree(egg_info, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- image

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.parser
 import hashlib
 import json
 import logging
@@ -211,6 +212,11 @@ def _rythmiq_wheel(dest: Path) -> Path:
     entry_points = dist.read_text("entry_points.txt")
     if entry_points:
         entries.append((f"{info}/entry_points.txt", entry_points.encode("utf-8")))
+    # Each licence file METADATA names (License-File, PEP 639), where it says it is.
+    for name in email.parser.HeaderParser().parsestr(meta).get_all("License-File") or ():
+        text = dist.read_text(f"licenses/{name}")
+        if text is not None:
+            entries.append((f"{info}/licenses/{name}", text.encode("utf-8")))
     wheel_meta = (
         "Wheel-Version: 1.0\nGenerator: rythmiq-bundle\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )

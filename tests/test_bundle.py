@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import base64
 import ctypes.util
+import email.parser
 import io
 import json
 import os
@@ -448,7 +449,11 @@ def test_rythmiq_wheel_holds_the_running_package_and_is_reproducible(tmp_path):
             names
         )
         info = next(n for n in names if n.endswith(".dist-info/METADATA"))
-        assert "Name: rythmiq" in zf.read(info).decode()
+        meta = zf.read(info).decode()
+        assert "Name: rythmiq" in meta
+        # Each licence file the metadata names is in the wheel's dist-info (PEP 639).
+        licences = email.parser.HeaderParser().parsestr(meta).get_all("License-File") or []
+        assert {info.replace("METADATA", f"licenses/{n}") for n in licences} <= names
         record = zf.read(info.replace("METADATA", "RECORD")).decode().splitlines()
         for line in record:
             name, digest, size = line.rsplit(",", 2)

@@ -91,8 +91,8 @@ class EngineConfig:
         rec_model_dir: Explicit recognition model directory.
         threads: CPU threads, an integer >= 1; ``None`` resolves through
             :func:`resolve_threads`.
-        enable_mkldnn: Use oneDNN on CPU (much faster; needs paddlepaddle 3.2.2).
-            Paddle only.
+        enable_mkldnn: Use oneDNN on CPU (much faster; paddlepaddle 3.3.0 and 3.3.1 crash
+            with it, and the paddle extra excludes them). Paddle only.
         det_limit_side_len: Detection sees the image scaled down so that its longer side is at
             most this many pixels (never scaled up); recognition still reads each line from
             the full-resolution image. ``None`` is 1280 for paddle and 960 for onnx: an A4
