@@ -349,33 +349,54 @@ def defocus_set(old: ModuleType) -> list[dict[str, Any]]:
     return out
 
 
-def timing(pages: list[tuple[Path, str]], old: ModuleType, repeats: int = 5) -> dict[str, float]:
-    """Total time of ``score_quality``, old and new, on the same arrays, alternating order."""
-    from rythmiq import load_image
-    from rythmiq.quality import score_quality
-
-    images = [load_image(str(p)).pixels for p, _ in pages]
-    images += [CONDITIONS["blur3"][2](img) for img in images]
-    fns = {"old": old.score_quality, "new": score_quality}
-    total = {"old": 0.0, "new": 0.0}
+def _alternating(images: list[np.ndarray], fns: dict[str, Any], repeats: int) -> dict[str, float]:
+    """Seconds per call of each of ``fns`` over ``images``, the order alternating call by call."""
+    total = dict.fromkeys(fns, 0.0)
     for fn in fns.values():
         fn(images[0])  # warm-up
     for i in range(repeats):
         for j, img in enumerate(images):
-            order = ("old", "new") if (i + j) % 2 == 0 else ("new", "old")
-            for which in order:
+            for which in list(fns) if (i + j) % 2 == 0 else list(fns)[::-1]:
                 t0 = time.perf_counter()
                 fns[which](img)
                 total[which] += time.perf_counter() - t0
-    n = repeats * len(images)
+    return {k: v / (repeats * len(images)) for k, v in total.items()}
+
+
+def timing(pages: list[tuple[Path, str]], old: ModuleType, repeats: int = 10) -> dict[str, float]:
+    """Time of ``score_quality``, old and new, on one core: on the dev pages (sharp and blurred
+    with sigma 3) and on the 12 MP noisy rendered page of ``benchmarks/bench_core.py``."""
+    import cv2
+
+    from rythmiq import load_image
+    from rythmiq.quality import score_quality
+
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from _helpers import render_page
+
+    cv2.setNumThreads(1)
+    images = [load_image(str(p)).pixels for p, _ in pages]
+    images += [CONDITIONS["blur3"][2](img) for img in images]
+    big = render_page(width=3000, height=4000, font_size=70, margin=200)
+    noise = np.random.default_rng(0).normal(0, 4, big.shape)
+    big = np.clip(big + noise, 0, 255).astype(np.uint8)
+    fns = {"old": old.score_quality, "new": score_quality}
+    dev = _alternating(images, fns, repeats)
+    mp = _alternating([big], fns, 4 * repeats)
+    cv2.setNumThreads(0)
     out = {
-        "old_ms": 1000 * total["old"] / n,
-        "new_ms": 1000 * total["new"] / n,
-        "ratio": total["new"] / total["old"],
+        "old_ms": 1000 * dev["old"],
+        "new_ms": 1000 * dev["new"],
+        "ratio": dev["new"] / dev["old"],
+        "old_mp_per_s": big.shape[0] * big.shape[1] / 1e6 / mp["old"],
+        "new_mp_per_s": big.shape[0] * big.shape[1] / 1e6 / mp["new"],
     }
     print(
-        f"\n## score_quality time, {len(images)} arrays x {repeats}: old {out['old_ms']:.1f} ms, "
-        f"new {out['new_ms']:.1f} ms per call, new/old = {out['ratio']:.2f}"
+        f"\n## score_quality time, one core\n\n{len(images)} dev arrays x {repeats}: old "
+        f"{out['old_ms']:.1f} ms, new {out['new_ms']:.1f} ms per call, new/old = "
+        f"{out['ratio']:.2f}\n12 MP page: old {out['old_mp_per_s']:.0f} MP/s, new "
+        f"{out['new_mp_per_s']:.0f} MP/s, new/old time = "
+        f"{out['old_mp_per_s'] / out['new_mp_per_s']:.2f}"
     )
     return out
 

@@ -386,13 +386,16 @@ def _edge_width(g: NDArray[np.uint8], tiles: _TileStats, mask: NDArray[np.uint8]
     moves it, while blur does. Noise adds Laplacian energy that a blurred edge has lost, so
     the noise floor, the 10th percentile of the flat tiles' Laplacian energy (blank paper:
     noise alone; faint text that missed the content cut sits higher), is taken off each
-    content tile's first.
+    content tile's first. Without content tiles there is nothing to measure: a page washed
+    out to nothing and one defocused to nothing look alike (noise).
     """
     if min(g.shape) < 2 or not tiles.content.any():
         return math.inf
     lap = tiles.lap_energy[tiles.content]
-    if not tiles.content.all():
-        lap = lap - float(np.percentile(tiles.lap_energy[~tiles.content], 10))
+    flat = tiles.lap_energy[~tiles.content]
+    if flat.size:
+        k = flat.size // 10
+        lap = lap - float(np.partition(flat, k)[k])
     lap_energy = float(np.maximum(lap, 0.0).sum())
     grad_energy = _gradient_energy(g, mask)
     if lap_energy <= 0.0 or grad_energy <= 0.0:
