@@ -136,12 +136,14 @@ EXPECTED = {"over": "overexposed", "under": "underexposed", "contrast": "low_con
 def old_quality(ref: str = OLD_REF) -> ModuleType:
     """``rythmiq/quality.py`` at ``ref``, loaded from git as the module ``_quality_old``."""
     repo = HERE.parent
-    source = subprocess.run(
+    shown = subprocess.run(
         ["git", "-C", str(repo), "show", f"{ref}:rythmiq/quality.py"],
-        check=True,
         capture_output=True,
         text=True,
-    ).stdout
+    )
+    if shown.returncode != 0:
+        raise SystemExit(f"cannot read the old scoring from git ({ref}): {shown.stderr.strip()}")
+    source = shown.stdout
     spec = importlib.util.spec_from_loader("_quality_old", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
