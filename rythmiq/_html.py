@@ -225,8 +225,15 @@ def _raw_measures(report: QualityReport) -> list[tuple[str, float, str, str, flo
             "black point",
             st.black_point,
             f"{st.black_point:.3f}",
-            f"ink; gate {BLACK_POINT_GATE:g} (overexposed above)",
+            f"ink; gate {BLACK_POINT_GATE:g} (overexposed above), counted &times; ink trust",
             BLACK_POINT_GATE,
+        ),
+        (
+            "ink trust",
+            st.ink_trust,
+            f"{st.ink_trust:.2f}",
+            "share of the black point read as exposure: 1 on sharp edges, 0 on blurred",
+            None,
         ),
         (
             "dynamic range",

@@ -17,6 +17,12 @@ How the score is built (see ``docs/quality.md`` for the calibration):
 * **Exposure** is the minimum of three histogram terms, each in ``[0, 1]`` and each mapped so
   that its gate value scores 0.80: the paper white point (``underexposed``), the ink black point
   (``overexposed``: blacks lifted towards white) and the dynamic range (``low_contrast``).
+* **Keeping the two apart.** Blur lifts the darkest pixels of thin strokes, which reads like
+  lifted blacks, and an exposure that squeezes the ink-to-paper contrast lowers the Laplacian
+  variance, which reads like blur. So the black point counts as exposure only in proportion
+  to how sharp the content's edges are (``ExposureStats.ink_trust``, from the ratio of
+  Laplacian to gradient energy, which no exposure change moves), and the variance is scored
+  as if the trusted contrast were at least :data:`CONTRAST_REF`.
 * The combined **score** is ``min(sharpness, exposure)``: a page passes only when every part
   passes, and ``reasons`` names each part below the threshold.
 """
@@ -36,7 +42,9 @@ from rythmiq._util import check_image, short_repr
 
 __all__ = [
     "BLACK_POINT_GATE",
+    "CONTRAST_REF",
     "DEFAULT_THRESHOLD",
+    "INK_TRUST_EDGES",
     "RANGE_GATE",
     "SHARPNESS_GATE",
     "WHITE_POINT_GATE",
@@ -66,6 +74,18 @@ WHITE_POINT_GATE = 0.45
 BLACK_POINT_GATE = 0.55
 # Dynamic range (white point - black point) of 0.35 scores 0.80 for "low_contrast".
 RANGE_GATE = 0.35
+# Edge width of the content (see _edge_width), in pixels of the analysis image, or of the
+# input when that is smaller: at or under the first the black point is read as exposure in
+# full, at or over the second not at all, log-linear between. Blur that wide lifts the darkest
+# pixels of thin strokes by itself. Set on the dev pages (docs/quality.md): their sharp copies
+# have edges of 0.4-0.6 px, and their blurred copies that read "overexposed" before had 0.8 px
+# or more, all but one.
+INK_TRUST_EDGES = (0.7, 1.0)
+# Ink-to-paper contrast (white point - trusted black point) under which the tile Laplacian
+# variance is scaled up by (CONTRAST_REF / contrast) ** 2 before it is scored: the variance
+# falls with the square of the contrast, so a faint but sharp page would otherwise read as
+# blurry. Every sharp dev page has a contrast of at least 0.55, so none of them is affected.
+CONTRAST_REF = 0.5
 
 _TILE = 32
 # A tile whose grey levels spread less than this (standard deviation, 0-255 scale) is blank
@@ -158,6 +178,7 @@ def _tile_sums(x: NDArray[Any], th: int, tile_h: int, tw: int, tile_w: int) -> N
 @dataclass(frozen=True)
 class _TileStats:
     lap_var: NDArray[np.float64]  # per-tile Laplacian variance
+    lap_energy: NDArray[np.float64]  # per-tile sum of the squared Laplacian
     content: NDArray[np.bool_]  # per-tile "holds content" mask
     tile: tuple[int, int]  # tile (height, width) in pixels
     whole_lap_var: float  # Laplacian variance of the whole image
@@ -177,13 +198,14 @@ def _tiles(g: NDArray[np.uint8], tile: int) -> _TileStats:
     lap_sq = lap * lap
     pix = g.astype(np.float32)
     mean_l = _tile_sums(lap, th, tile_h, tw, tile_w) / n
-    lap_var = np.maximum(_tile_sums(lap_sq, th, tile_h, tw, tile_w) / n - mean_l**2, 0.0)
+    lap_energy = _tile_sums(lap_sq, th, tile_h, tw, tile_w)
+    lap_var = np.maximum(lap_energy / n - mean_l**2, 0.0)
     mean_p = _tile_sums(pix, th, tile_h, tw, tile_w) / n
     var_p = _tile_sums(pix * pix, th, tile_h, tw, tile_w) / n - mean_p**2
     content = var_p >= _CONTENT_STD**2
     whole_mean = float(lap.mean(dtype=np.float64))
     whole = max(0.0, float(lap_sq.mean(dtype=np.float64)) - whole_mean**2)
-    return _TileStats(lap_var, content, (tile_h, tile_w), whole)
+    return _TileStats(lap_var, lap_energy, content, (tile_h, tile_w), whole)
 
 
 def tile_laplacian_variance(
@@ -242,6 +264,11 @@ class ExposureStats:
         black_point: 0.5th percentile (the ink).
         white_point: 99.5th percentile (the paper).
         dynamic_range: ``white_point - black_point``.
+        ink_trust: How far the black point is read as exposure, in ``[0, 1]``: 1 when the
+            content's edges are sharp, 0 when they are so blurred that blur alone explains
+            lifted blacks (see :data:`INK_TRUST_EDGES`). The ``overexposed`` and
+            ``low_contrast`` terms use ``black_point * ink_trust``. 1 when the statistics
+            come from a histogram alone.
     """
 
     mean: float
@@ -251,6 +278,7 @@ class ExposureStats:
     black_point: float
     white_point: float
     dynamic_range: float
+    ink_trust: float = 1.0
 
     __repr__ = short_repr
 
@@ -268,6 +296,7 @@ def exposure_stats(
     *,
     hist: NDArray[Any] | None = None,
     content_hist: NDArray[Any] | None = None,
+    ink_trust: float = 1.0,
 ) -> ExposureStats:
     """Histogram exposure statistics of ``gray``, or of a precomputed 256-bin ``hist``.
 
@@ -275,7 +304,12 @@ def exposure_stats(
     only; the black and white points are then taken from it. On a sparse page (one line of
     text on a blank sheet) the ink is far less than 0.5 % of all pixels, so percentiles of the
     whole image would call a crisp black-on-white page "overexposed".
+
+    ``ink_trust`` is stored as :attr:`ExposureStats.ink_trust`; :func:`score_quality` derives
+    it from the sharpness of the content's edges.
     """
+    if not 0.0 <= ink_trust <= 1.0:
+        raise OptionsError(f"ink_trust must be within [0, 1], got {ink_trust}")
     if hist is None:
         if gray is None:
             raise OptionsError("exposure_stats needs gray or hist")
@@ -308,19 +342,84 @@ def exposure_stats(
         black_point=black,
         white_point=white,
         dynamic_range=max(0.0, white - black),
+        ink_trust=float(ink_trust),
     )
 
 
+def _trusted_contrast(stats: ExposureStats) -> tuple[float, float]:
+    """``(black point, white - black)`` with the black point weighted by its trust."""
+    black = stats.black_point * stats.ink_trust
+    return black, max(0.0, stats.white_point - black)
+
+
 def _exposure_terms(stats: ExposureStats) -> dict[str, float]:
+    black, contrast = _trusted_contrast(stats)
     return {
         "underexposed": _gate_map(stats.white_point, WHITE_POINT_GATE),
-        "overexposed": _gate_map(1.0 - stats.black_point, 1.0 - BLACK_POINT_GATE),
-        "low_contrast": _gate_map(stats.dynamic_range, RANGE_GATE),
+        "overexposed": _gate_map(1.0 - black, 1.0 - BLACK_POINT_GATE),
+        "low_contrast": _gate_map(contrast, RANGE_GATE),
     }
 
 
+def _content_mask(shape: tuple[int, ...], tiles: _TileStats) -> NDArray[np.uint8]:
+    """1 on the pixels of content tiles, 0 elsewhere (and past the last whole tile)."""
+    th, tw = tiles.tile
+    mask = np.zeros(shape[:2], np.uint8)
+    grid = np.repeat(np.repeat(tiles.content.astype(np.uint8), th, axis=0), tw, axis=1)
+    mask[: grid.shape[0], : grid.shape[1]] = grid
+    return mask
+
+
+def _gradient_energy(g: NDArray[np.uint8], mask: NDArray[np.uint8]) -> float:
+    """Sum of squared forward differences (across and down) that end on ``mask``."""
+    import cv2
+
+    energy = cv2.norm(g[:, 1:], g[:, :-1], cv2.NORM_L2SQR, mask[:, 1:])
+    return float(energy + cv2.norm(g[1:], g[:-1], cv2.NORM_L2SQR, mask[1:]))
+
+
+def _edge_width(g: NDArray[np.uint8], tiles: _TileStats, mask: NDArray[np.uint8]) -> float:
+    """Width of the content's edges: the Gaussian sigma, in pixels of ``g``, of a step edge
+    with the same ratio of Laplacian to gradient energy (``inf`` when there is none).
+
+    A step blurred with sigma ``s`` has ``sum(L**2) / sum(|grad|**2) = 1 / (2 s**2)``, so
+    ``s = sqrt(G / 2L)``. Both energies scale with the square of the contrast, so the ratio
+    says how wide the edges are and nothing about how dark the ink is: no exposure change
+    moves it, while blur does. Noise adds Laplacian energy that a blurred edge has lost, so
+    the noise floor, the 10th percentile of the flat tiles' Laplacian energy (blank paper:
+    noise alone; faint text that missed the content cut sits higher), is taken off each
+    content tile's first. Without content tiles there is nothing to measure: a page washed
+    out to nothing and one defocused to nothing look alike (noise).
+    """
+    if min(g.shape) < 2 or not tiles.content.any():
+        return math.inf
+    lap = tiles.lap_energy[tiles.content]
+    flat = tiles.lap_energy[~tiles.content]
+    if flat.size:
+        k = flat.size // 10
+        lap = lap - float(np.partition(flat, k)[k])
+    lap_energy = float(np.maximum(lap, 0.0).sum())
+    grad_energy = _gradient_energy(g, mask)
+    if lap_energy <= 0.0 or grad_energy <= 0.0:
+        return math.inf
+    return math.sqrt(grad_energy / (2.0 * lap_energy))
+
+
+def _ink_trust(width: float) -> float:
+    """1 for edges of at most ``INK_TRUST_EDGES[0]`` px, 0 from ``INK_TRUST_EDGES[1]`` px on."""
+    sharp, blurred = INK_TRUST_EDGES
+    if width <= sharp:
+        return 1.0
+    if width >= blurred:
+        return 0.0
+    return math.log(blurred / width) / math.log(blurred / sharp)
+
+
 def exposure_score(stats: ExposureStats) -> float:
-    """Exposure in ``[0, 1)``: the lowest of the white-point, black-point and range terms."""
+    """Exposure in ``[0, 1)``: the lowest of the white-point, black-point and range terms.
+
+    The black-point and range terms use the black point weighted by ``stats.ink_trust``.
+    """
     return min(_exposure_terms(stats).values())
 
 
@@ -338,7 +437,9 @@ class QualityReport:
         reasons: Why the image fails, in a stable order, from ``"blurry"``, ``"underexposed"``,
             ``"overexposed"``, ``"low_contrast"``, ``"blank"``. Empty when it passes.
         laplacian_variance: Whole-image Laplacian variance at the analysis size.
-        tile_laplacian_variance: The content-tile variance the sharpness score comes from.
+        tile_laplacian_variance: The content-tile variance the sharpness score comes from
+            (scaled by ``(CONTRAST_REF / contrast) ** 2`` first when the trusted ink-to-paper
+            contrast is under :data:`CONTRAST_REF`).
         content_fraction: Fraction of tiles that hold content.
         exposure_stats: The histogram statistics.
         analysis_size: ``(width, height)`` of the analysis image the metrics were taken on.
@@ -401,12 +502,18 @@ def score_quality(
     small = analysis_image(g, analysis_size=analysis_size)
     tiles = _tiles(small, _TILE)
     variance, content = _summarise_tiles(tiles.lap_var, tiles.content, 75.0)
-    sharp = sharpness_score(variance, gate=sharpness_gate)
-    th, tw = tiles.tile
-    mask = np.zeros(small.shape, np.uint8)
-    grid = np.repeat(np.repeat(tiles.content.astype(np.uint8), th, axis=0), tw, axis=1)
-    mask[: grid.shape[0], : grid.shape[1]] = grid
-    stats = exposure_stats(hist=_hist(small), content_hist=_hist(small, mask))
+    mask = _content_mask(small.shape, tiles)
+    if max(g.shape) < max(small.shape):
+        # Enlarging blurs edges by interpolation, which lifts no blacks: judge the input's own.
+        native = _tiles(g, _TILE)
+        width = _edge_width(g, native, _content_mask(g.shape, native))
+    else:
+        width = _edge_width(small, tiles, mask)
+    trust = _ink_trust(width)
+    stats = exposure_stats(hist=_hist(small), content_hist=_hist(small, mask), ink_trust=trust)
+    _, contrast = _trusted_contrast(stats)
+    gain = max(1.0, (CONTRAST_REF / max(contrast, 1.0 / 255.0)) ** 2)
+    sharp = sharpness_score(variance * gain, gate=sharpness_gate)
     terms = _exposure_terms(stats)
     expo = min(terms.values())
     score = min(sharp, expo)

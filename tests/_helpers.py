@@ -84,6 +84,18 @@ def render_page(
     return np.asarray(page)
 
 
+def photo_page(page: NDArray[np.uint8], *, seed: int = 0) -> NDArray[np.uint8]:
+    """``page`` as a camera would take it: grey ink (30) on grey paper (200), a vignette that
+    darkens the corners by a quarter, and sensor noise (sigma 2.5 levels); one channel."""
+    rng = np.random.default_rng(seed)
+    ink = page[:, :, 0].astype(np.float32) / 255.0
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    vignette = 1.0 - 0.5 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2)
+    shot = (30.0 + ink * 170.0) * vignette + rng.normal(0.0, 2.5, ink.shape)
+    return np.clip(shot, 0, 255).astype(np.uint8)
+
+
 def text_layout(
     lines: list[str] = PAGE_LINES, *, font_size: int = 40, margin: int = 120, line_gap: float = 2.2
 ) -> list[tuple[str, tuple[float, float, float, float]]]:

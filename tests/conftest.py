@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _helpers import ScriptedEngine, render_page
+from _helpers import PAGE_LINES, ScriptedEngine, render_page
 from numpy.typing import NDArray
 
 
 @pytest.fixture(scope="session")
 def page() -> NDArray[np.uint8]:
     return render_page()
+
+
+@pytest.fixture(scope="session")
+def small_print_page() -> NDArray[np.uint8]:
+    """A 1200x1600 page of 24 px print: strokes about 1 px wide at the 1024 px analysis size,
+    like a receipt, so that blur lifts their darkest pixels."""
+    return render_page(PAGE_LINES * 3, width=1200, height=1600, font_size=24, margin=80)
 
 
 @pytest.fixture
