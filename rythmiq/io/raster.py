@@ -197,15 +197,20 @@ def _declared_frames(im: Any) -> int:
 # --- metadata --------------------------------------------------------------------------------
 
 
+def _jpeg_dpi_made_up(im: Any, use_exif: bool) -> bool:
+    """Whether Pillow's DPI of a JPEG is its own: not from the JFIF header (unit 1 or 2) nor
+    from an EXIF resolution, but the 72 dpi it sets for every JPEG whose EXIF has none."""
+    if im.format not in ("JPEG", "MPO") or im.info.get("jfif_unit") in (1, 2):
+        return False
+    return not use_exif or _EXIF_XRES not in im.getexif()
+
+
 def _declared_dpi(im: Any, use_exif: bool) -> tuple[float, float] | None:
     dpi = im.info.get("dpi")
     if dpi is not None and im.format == "TIFF" and _EXIF_XRES not in im.tag_v2:
         dpi = None  # Pillow reports (1, 1) for a TIFF with no resolution tags at all
-    if dpi is not None and im.format in ("JPEG", "MPO") and im.info.get("jfif_unit") not in (1, 2):
-        # Not from the JFIF header: from EXIF, or Pillow's own 72 dpi when the EXIF has no
-        # resolution (it sets that for every JPEG with EXIF); only the EXIF figure is real.
-        if not use_exif or _EXIF_XRES not in im.getexif():
-            dpi = None
+    if dpi is not None and _jpeg_dpi_made_up(im, use_exif):
+        dpi = None
     if dpi is None and use_exif:
         exif = im.getexif()
         x, y, unit = exif.get(_EXIF_XRES), exif.get(_EXIF_YRES), exif.get(_EXIF_UNIT, 2)
