@@ -266,5 +266,5 @@ def test_make_pictures_draws_every_picture(tmp_path):
     # What the captions claim: the photo was turned by its EXIF tag, levelled and resized.
     report = out.stdout.splitlines()[-1]
     assert re.search(r"skew \+(3\.[5-9]|4\.[0-5])", report), report
-    # Its 72 dpi would make a 55-inch page: a camera's figure, so the default is used.
+    # Its 72 dpi would make a 56-inch page: a camera's figure, so the default is used.
     assert "exif_orientation, deskewed, dpi_default, resized" in report, report
