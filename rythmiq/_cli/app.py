@@ -95,12 +95,12 @@ def _failed(exc: Exception) -> int:
 
 
 def _stdout_is_broken() -> bool:
-    """Whether stdout is a pipe whose reader is gone (poll reports an error on it); where
+    """Whether stdout is a pipe whose reader is gone (poll reports an error or a hang-up); where
     that cannot be asked (no poll, no file descriptor), a broken pipe is taken to be it."""
     try:
         poller = select.poll()
         poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+        return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):
         return True
 
