@@ -41,7 +41,8 @@ __all__ = ["ProcessOptions", "QualityPolicy"]
 QualityPolicy = Literal["continue", "skip_ocr"]
 # The limits, checked by io.check_limits and positive_int, which also take an integral float
 # (1e8) as JSON Schema does.
-_LIMITS = ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels", "max_output_pixels")
+_INPUT_LIMITS = ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels")
+_LIMITS = (*_INPUT_LIMITS, "max_output_pixels")
 
 
 @public
@@ -184,7 +185,7 @@ class ProcessOptions:
             integral_floats=True,  # JSON Schema counts 1e8 as an integer
             max_page_number=MAX_PAGE_NUMBER,
         )
-        for name in ("max_pixels", "max_input_bytes", "max_pages", "max_total_pixels"):
+        for name in _INPUT_LIMITS:
             object.__setattr__(self, name, getattr(limits, name))
         self._check_output_pixels()
 

@@ -88,23 +88,27 @@ def test_closed_engine_refuses_work():
         engine.recognize(np.zeros((50, 50), np.uint8))
 
 
-def test_model_that_needs_a_hub_fails_with_a_hint():
-    # A fresh process without the hub check disabled: offline, PaddleOCR finds no hub.
+def _engine_error_in_a_fresh_process(model_field: str, name: str) -> dict:
+    """The ``ModelError`` dict of ``PaddleEngine`` built with ``model_field=name`` in a fresh
+    process without the hub check disabled (offline, PaddleOCR finds no hub)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PADDLE_PDX", "RYTHMIQ"))}
     code = (
         "from rythmiq.ocr import PaddleEngine, EngineConfig\n"
         "from rythmiq import ModelError\n"
         "import json\n"
         "try:\n"
-        "    PaddleEngine(EngineConfig(\n"
-        "        engine='paddle', det_model='PP-OCRv5_server_det', threads=1))\n"
+        f"    PaddleEngine(EngineConfig(engine='paddle', {model_field}={name!r}, threads=1))\n"
         "except ModelError as e:\n"
         "    print(json.dumps(e.to_dict()))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
-    err = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_model_that_needs_a_hub_fails_with_a_hint():
+    err = _engine_error_in_a_fresh_process("det_model", "PP-OCRv5_server_det")
     assert err["code"] == "model.load_failed"
     assert "RYTHMIQ_MODEL_DIR" in err["message"] and err["exit_code"] == 6
 
@@ -113,20 +117,7 @@ def test_model_that_needs_a_hub_fails_with_a_hint():
 def test_a_model_paddleocr_does_not_know_is_named_as_unknown(field):
     # A known model that needs the hub is "load_failed, offline?" (above); a name PaddleOCR
     # has never heard of was blamed on the network too. Now it is named, and no hub is tried.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PADDLE_PDX", "RYTHMIQ"))}
-    code = (
-        "from rythmiq.ocr import PaddleEngine, EngineConfig\n"
-        "from rythmiq import ModelError\n"
-        "import json\n"
-        "try:\n"
-        f"    PaddleEngine(EngineConfig(engine='paddle', {field}='PP-OCRv9_nonesuch', threads=1))\n"
-        "except ModelError as e:\n"
-        "    print(json.dumps(e.to_dict()))\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
-    )
-    err = json.loads(out.stdout.strip().splitlines()[-1])
+    err = _engine_error_in_a_fresh_process(field, "PP-OCRv9_nonesuch")
     assert err["code"] == "model.not_found", err
     assert err["message"].startswith("unknown model 'PP-OCRv9_nonesuch': PaddleOCR has no model")
     assert "download" in err["message"] and "offline" not in err["message"]
